@@ -1,0 +1,255 @@
+//! The template plugin: copy this crate to start a new gateway.
+//!
+//! Each route shows one host capability, so the host's end-to-end tests can drive every
+//! import through a real component, and a plugin author sees the whole API in one page:
+//!
+//! | route | capability |
+//! |---|---|
+//! | `GET /` | describes the plugin (name, version) |
+//! | `POST /hmac/{sha256,sha1}?key=NAME` | `signing.hmac` over the body with a named secret |
+//! | `POST /digest/{sha1,sha256,md5}` | `signing.digest` over the body, hex |
+//! | `POST /digest-with-secret/sha1?key=NAME` | a digest whose last part is a secret |
+//! | `POST /verify/sha256?key=NAME&sig=HEX` | constant-time verify |
+//! | `POST /base64` | base64 of the body |
+//! | `GET/PUT/DELETE /store/KEY`, `GET /store?prefix=` | the instance's durable store |
+//! | `POST /cas/KEY?expect=OLD` | compare-and-swap |
+//! | `GET /fetch?url=URL` | outbound HTTP (allow-listed hosts only) |
+//! | `GET /now` | the host clock |
+//! | `GET /settings` | the instance's settings |
+//! | `POST /credit`, `/debit` (JSON) and `GET /balance?account=` | the ledger |
+//! | `POST /timer?name=&in=SECONDS` | a durable timer; `GET /timer-fired` shows its firings |
+//! | `POST /deliver?url=` | a durable outbound delivery |
+
+use payhost_sdk::signing::{self, DigestAlgorithm, HmacAlgorithm, Part};
+use payhost_sdk::types::{PluginInfo, SettingSpec};
+use payhost_sdk::{clock, deliveries, ledger, outbound, payments, settings, store, timers};
+use payhost_sdk::{Request, Response};
+use serde_json::json;
+
+struct Template;
+
+impl payhost_sdk::Plugin for Template {
+    fn describe() -> PluginInfo {
+        PluginInfo {
+            name: "template".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: "Shows every host capability; copy it to start a gateway".into(),
+            secrets: vec![],
+            hosts: vec![],
+            settings: vec![SettingSpec {
+                name: "greeting".into(),
+                required: false,
+                description: "Text answered at GET /".into(),
+            }],
+        }
+    }
+
+    fn handle(req: Request) -> Result<Response, String> {
+        let query = req.query_params();
+        let segments: Vec<&str> = req.path.trim_matches('/').split('/').collect();
+        let response = match (req.method.as_str(), segments.as_slice()) {
+            ("GET", [""]) => Response::json(
+                200,
+                &json!({
+                    "plugin": "template",
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "greeting": settings::get("greeting").unwrap_or_else(|| "hello".into()),
+                }),
+            ),
+            ("POST", ["hmac", alg]) => {
+                let alg = match *alg {
+                    "sha256" => HmacAlgorithm::Sha256,
+                    "sha1" => HmacAlgorithm::Sha1,
+                    _ => return Ok(Response::error(400, "unknown algorithm")),
+                };
+                let key = query.require("key")?;
+                hex_answer(signing::hmac(alg, key, &[Part::Bytes(req.body.clone())]))
+            }
+            ("POST", ["digest", alg]) => {
+                let Some(alg) = digest_algorithm(alg) else {
+                    return Ok(Response::error(400, "unknown algorithm"));
+                };
+                hex_answer(signing::digest(alg, &[Part::Bytes(req.body.clone())]))
+            }
+            ("POST", ["digest-with-secret", alg]) => {
+                let Some(alg) = digest_algorithm(alg) else {
+                    return Ok(Response::error(400, "unknown algorithm"));
+                };
+                let key = query.require("key")?;
+                hex_answer(signing::digest(
+                    alg,
+                    &[Part::Bytes(req.body.clone()), Part::Secret(key.into())],
+                ))
+            }
+            ("POST", ["verify", "sha256"]) => {
+                let key = query.require("key")?;
+                let Ok(expected) = signing::from_hex(query.require("sig")?) else {
+                    return Ok(Response::error(400, "sig is not hex"));
+                };
+                match signing::verify_hmac(
+                    HmacAlgorithm::Sha256,
+                    key,
+                    &[Part::Bytes(req.body.clone())],
+                    &expected,
+                ) {
+                    Ok(valid) => Response::json(200, &json!({ "valid": valid })),
+                    Err(e) => Response::error(403, &format!("{e:?}")),
+                }
+            }
+            ("POST", ["base64"]) => Response::text(200, &signing::base64_encode(&req.body)),
+            ("GET", ["store"]) => {
+                let prefix = query.get("prefix").unwrap_or("");
+                match store::list_keys(prefix, None, 1000) {
+                    Ok(keys) => Response::json(200, &keys),
+                    Err(e) => Response::error(500, &format!("{e:?}")),
+                }
+            }
+            ("GET", ["store", key]) => match store::get(key) {
+                Ok(Some(v)) => Response::with_body(200, "application/octet-stream", v),
+                Ok(None) => Response::error(404, "no such key"),
+                Err(e) => Response::error(500, &format!("{e:?}")),
+            },
+            ("PUT", ["store", key]) => match store::set(key, &req.body) {
+                Ok(()) => Response::json(200, &json!({ "stored": key })),
+                Err(e) => Response::error(500, &format!("{e:?}")),
+            },
+            ("DELETE", ["store", key]) => match store::delete(key) {
+                Ok(existed) => Response::json(200, &json!({ "deleted": existed })),
+                Err(e) => Response::error(500, &format!("{e:?}")),
+            },
+            ("POST", ["cas", key]) => {
+                let expected = query.get("expect").map(|v| v.as_bytes().to_vec());
+                match store::compare_and_swap(key, expected.as_deref(), &req.body) {
+                    Ok(swapped) => Response::json(200, &json!({ "swapped": swapped })),
+                    Err(e) => Response::error(500, &format!("{e:?}")),
+                }
+            }
+            ("GET", ["fetch"]) => fetch(query.require("url")?),
+            ("GET", ["now"]) => {
+                let now = clock::now();
+                Response::json(200, &json!({ "seconds": now.seconds, "nanoseconds": now.nanoseconds }))
+            }
+            ("GET", ["settings"]) => {
+                let all: serde_json::Map<String, serde_json::Value> = settings::all()
+                    .into_iter()
+                    .map(|(k, v)| (k, serde_json::Value::String(v)))
+                    .collect();
+                Response::json(200, &all)
+            }
+            ("POST", [op @ ("credit" | "debit")]) => money(op, &req)?,
+            ("GET", ["balance"]) => match ledger::get_account(query.require("account")?) {
+                Ok(Some(a)) => Response::json(200, &json!({ "balance": a.balance, "currency": a.currency })),
+                Ok(None) => Response::error(404, "no such account"),
+                Err(e) => Response::error(500, &format!("{e:?}")),
+            },
+            ("POST", ["timer"]) => {
+                let name = query.require("name")?;
+                let delay: i64 = query.require("in")?.parse().map_err(|_| "`in` must be seconds")?;
+                let at = clock::Instant { seconds: clock::now().seconds + delay, nanoseconds: 0 };
+                match timers::schedule(name, at, &req.body) {
+                    Ok(()) => Response::json(200, &json!({ "scheduled": name, "at": at.seconds })),
+                    Err(e) => Response::error(500, &format!("{e:?}")),
+                }
+            }
+            ("GET", ["timer-fired"]) => match store::get("timer-fired") {
+                Ok(v) => Response::with_body(200, "text/plain", v.unwrap_or_default()),
+                Err(e) => Response::error(500, &format!("{e:?}")),
+            },
+            ("POST", ["deliver"]) => {
+                let url = query.require("url")?;
+                let key = query.get("key").unwrap_or(url);
+                let delivery = deliveries::Delivery {
+                    method: "POST".into(),
+                    url: url.into(),
+                    headers: vec![("content-type".into(), "text/plain".into())],
+                    body: req.body.clone(),
+                    max_attempts: 0,
+                };
+                match deliveries::enqueue(key, &delivery) {
+                    Ok(id) => Response::json(202, &json!({ "delivery": id })),
+                    Err(e) => Response::error(400, &format!("{e:?}")),
+                }
+            }
+            _ => Response::not_found(),
+        };
+        Ok(response)
+    }
+}
+
+impl payhost_sdk::Events for Template {
+    fn on_timer(name: String, payload: Vec<u8>) -> Result<(), String> {
+        // Appends "name:payload;" so tests can see each firing exactly once.
+        let mut log = store::get("timer-fired").map_err(|e| format!("{e:?}"))?.unwrap_or_default();
+        log.extend_from_slice(name.as_bytes());
+        log.push(b':');
+        log.extend_from_slice(&payload);
+        log.push(b';');
+        store::set("timer-fired", &log).map_err(|e| format!("{e:?}"))
+    }
+
+    fn on_payment_event(event: payments::PaymentEvent) -> Result<(), String> {
+        let key = format!("payment/{}", event.reference);
+        let value = format!("{:?}:{}:{}", event.status, event.amount, event.external_id);
+        store::set(&key, value.as_bytes()).map_err(|e| format!("{e:?}"))
+    }
+}
+
+fn digest_algorithm(name: &str) -> Option<DigestAlgorithm> {
+    match name {
+        "sha1" => Some(DigestAlgorithm::Sha1),
+        "sha256" => Some(DigestAlgorithm::Sha256),
+        "md5" => Some(DigestAlgorithm::Md5),
+        _ => None,
+    }
+}
+
+fn hex_answer(result: Result<Vec<u8>, signing::Error>) -> Response {
+    match result {
+        Ok(bytes) => Response::text(200, &signing::to_hex(&bytes)),
+        Err(e) => Response::error(403, &format!("{e:?}")),
+    }
+}
+
+fn fetch(url: &str) -> Response {
+    let req = outbound::Request {
+        method: "GET".into(),
+        url: url.into(),
+        headers: vec![],
+        body: vec![],
+        timeout_ms: Some(5_000),
+    };
+    match outbound::send(&req) {
+        Ok(resp) => Response::json(
+            200,
+            &json!({ "status": resp.status, "body": String::from_utf8_lossy(&resp.body) }),
+        ),
+        Err(outbound::Error::Denied(host)) => Response::json(403, &json!({ "error": "denied", "host": host })),
+        Err(e) => Response::json(502, &json!({ "error": format!("{e:?}") })),
+    }
+}
+
+fn money(op: &str, req: &Request) -> Result<Response, String> {
+    let body: serde_json::Value = req.json()?;
+    let field = |name: &str| -> Result<String, String> {
+        body.get(name)
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+            .ok_or_else(|| format!("missing `{name}`"))
+    };
+    let (key, account, amount, currency) = (field("key")?, field("account")?, field("amount")?, field("currency")?);
+    ledger::open_account(&account, &currency).map_err(|e| format!("{e:?}"))?;
+    let result = if op == "credit" {
+        ledger::credit(&key, &account, &amount, &currency, "template")
+    } else {
+        ledger::debit(&key, &account, &amount, &currency, "template")
+    };
+    Ok(match result {
+        Ok(entry) => Response::json(200, &json!({ "transaction": entry.transaction_id, "balance": entry.balance_after })),
+        Err(ledger::Error::InsufficientFunds(s)) => {
+            Response::json(402, &json!({ "error": "insufficient-funds", "balance": s.balance }))
+        }
+        Err(e) => Response::error(409, &format!("{e:?}")),
+    })
+}
+
+payhost_sdk::export_provider!(Template);
