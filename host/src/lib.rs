@@ -1,1 +1,24 @@
+//! payhost: a payment-gateway host that runs each payment-provider integration as a
+//! sandboxed WebAssembly component.
+//!
+//! The host owns everything that must be right for money to be safe (secrets, the
+//! ledger, durable jobs, outbound access); plugins own the protocol of one provider and
+//! reach the world only through the capabilities in `wit/`.
 
+pub mod admin;
+pub mod app;
+pub mod capabilities;
+pub mod clock;
+pub mod config;
+pub mod http_util;
+pub mod jobs;
+pub mod jobs_bridge;
+pub mod ledger;
+pub mod ledger_bench;
+pub mod money;
+pub mod runtime;
+pub mod secrets;
+pub mod server;
+pub mod storage;
+pub mod watch;
+pub mod webhooks;

@@ -1,1 +1,104 @@
-fn main(){}
+//! The `payhost` command: serve, check a config, run benchmarks.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "payhost", version, about = "Payment-gateway host running provider plugins as WebAssembly components")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the plugins of a config file until SIGINT/SIGTERM; SIGHUP reloads the config.
+    Serve {
+        #[arg(long, default_value = "config.toml")]
+        config: PathBuf,
+        /// Write the bound addresses here as JSON once serving (for scripts and tests).
+        #[arg(long)]
+        ready_file: Option<PathBuf>,
+        /// Log as JSON lines instead of text.
+        #[arg(long)]
+        json_logs: bool,
+    },
+    /// Validate a config: parse it, read its secrets, load and check every plugin; then exit.
+    Check {
+        #[arg(long, default_value = "config.toml")]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json_logs = matches!(cli.command, Command::Serve { json_logs: true, .. });
+    init_tracing(json_logs);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve { config, ready_file, .. } => serve(config, ready_file).await,
+            Command::Check { config } => check(config).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PAYHOST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,wasmtime=warn,cranelift=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn serve(config: PathBuf, ready_file: Option<PathBuf>) -> anyhow::Result<()> {
+    let running = payhost::app::start(&config).await?;
+    if let Some(path) = ready_file {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, serde_json::to_vec(&running.bound)?)?;
+        std::fs::rename(&tmp, &path)?;
+    }
+    let app = running.app.clone();
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            _ = hangup.recv() => {
+                match app.reload_config("SIGHUP").await {
+                    Ok(summary) => tracing::info!(%summary, "config reloaded on SIGHUP"),
+                    Err(e) => tracing::error!(error = %format!("{e:#}"), "config reload on SIGHUP refused; the running config stays"),
+                }
+            }
+            _ = terminate.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+    running.shutdown().await;
+    Ok(())
+}
+
+async fn check(config_path: PathBuf) -> anyhow::Result<()> {
+    let config = payhost::config::Config::load(&config_path)?;
+    let summary = payhost::app::check(&config).await?;
+    println!("{summary}");
+    Ok(())
+}

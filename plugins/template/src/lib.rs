@@ -19,10 +19,13 @@
 //! | `POST /credit`, `/debit` (JSON) and `GET /balance?account=` | the ledger |
 //! | `POST /timer?name=&in=SECONDS` | a durable timer; `GET /timer-fired` shows its firings |
 //! | `POST /deliver?url=` | a durable outbound delivery |
+//! | `POST /checkout`, `/charge`, `/refund`, `GET /lookup`, `GET /payment` | payments (see `payments`) |
+
+mod payments;
 
 use payhost_sdk::signing::{self, DigestAlgorithm, HmacAlgorithm, Part};
 use payhost_sdk::types::{PluginInfo, SettingSpec};
-use payhost_sdk::{clock, deliveries, ledger, outbound, payments, settings, store, timers};
+use payhost_sdk::{clock, deliveries, ledger, outbound, settings, store, timers};
 use payhost_sdk::{Request, Response};
 use serde_json::json;
 
@@ -170,6 +173,11 @@ impl payhost_sdk::Plugin for Template {
                     Err(e) => Response::error(400, &format!("{e:?}")),
                 }
             }
+            ("POST", ["checkout"]) => payments::start_checkout(&req)?,
+            ("POST", ["charge"]) => payments::charge(&req)?,
+            ("POST", ["refund"]) => payments::refund(&req)?,
+            ("GET", ["lookup"]) => payments::lookup(&req)?,
+            ("GET", ["payment"]) => payments::show(&req)?,
             _ => Response::not_found(),
         };
         Ok(response)
@@ -187,10 +195,8 @@ impl payhost_sdk::Events for Template {
         store::set("timer-fired", &log).map_err(|e| format!("{e:?}"))
     }
 
-    fn on_payment_event(event: payments::PaymentEvent) -> Result<(), String> {
-        let key = format!("payment/{}", event.reference);
-        let value = format!("{:?}:{}:{}", event.status, event.amount, event.external_id);
-        store::set(&key, value.as_bytes()).map_err(|e| format!("{e:?}"))
+    fn on_payment_event(event: payhost_sdk::payments::PaymentEvent) -> Result<(), String> {
+        payments::record(&event)
     }
 }
 
@@ -215,6 +221,7 @@ fn fetch(url: &str) -> Response {
         method: "GET".into(),
         url: url.into(),
         headers: vec![],
+        secret_headers: vec![],
         body: vec![],
         timeout_ms: Some(5_000),
     };

@@ -1,0 +1,223 @@
+//! Admin API for the subscriber ledger: look at an account, top it up, charge it, set its
+//! overdraft, read its history and reverse a mistaken transaction. Money moves only with
+//! an `idempotency_key` the operator chooses, so a retried admin call never moves money
+//! twice; amounts are decimal strings, never JSON numbers (which would invite floats).
+
+use hyper::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::ledger::{Ledger, LedgerError, MAX_HISTORY};
+
+/// Idempotency keys of admin calls live in their own scope, apart from every plugin's.
+const SCOPE: &str = "admin";
+const DEFAULT_HISTORY: u32 = 50;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MoveMoney {
+    amount: Value,
+    currency: Option<String>,
+    #[serde(default)]
+    reference: String,
+    idempotency_key: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Overdraft {
+    limit: Value,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Reverse {
+    #[serde(default)]
+    reference: String,
+    idempotency_key: Option<String>,
+}
+
+/// Routes `/accounts/...`; `rest` holds the path segments after `accounts`, still
+/// percent-encoded.
+pub async fn handle(ledger: &Ledger, method: &Method, rest: &[&str], query: &str, body: &[u8]) -> (StatusCode, Value) {
+    let Some((raw_id, tail)) = rest.split_first() else {
+        return bad(StatusCode::NOT_FOUND, "name the account: /accounts/{id}");
+    };
+    let id = match percent_encoding::percent_decode_str(raw_id).decode_utf8() {
+        Ok(id) if !id.is_empty() => id.into_owned(),
+        _ => return bad(StatusCode::BAD_REQUEST, "the account id in the path is not valid UTF-8"),
+    };
+    let m = method;
+    match tail {
+        [] if m == Method::GET => match ledger.get_account(&id).await {
+            Ok(Some(account)) => (StatusCode::OK, json!({ "account": account })),
+            Ok(None) => failure(LedgerError::UnknownAccount(id)),
+            Err(e) => failure(e),
+        },
+        ["credit"] if m == Method::POST => move_money(ledger, &id, true, body).await,
+        ["debit"] if m == Method::POST => move_money(ledger, &id, false, body).await,
+        ["overdraft"] if m == Method::PUT => set_overdraft(ledger, &id, body).await,
+        ["transactions"] if m == Method::GET => history(ledger, &id, query).await,
+        ["transactions", tx, "reverse"] if m == Method::POST => reverse(ledger, &id, tx, body).await,
+        [] | ["credit" | "debit" | "overdraft" | "transactions"] | ["transactions", _, "reverse"] => {
+            bad(StatusCode::METHOD_NOT_ALLOWED, &format!("{method} is not supported here"))
+        }
+        _ => bad(StatusCode::NOT_FOUND, "no such account route"),
+    }
+}
+
+async fn move_money(ledger: &Ledger, id: &str, credit: bool, body: &[u8]) -> (StatusCode, Value) {
+    let req: MoveMoney = match parse(body, r#"{"amount": "300.00", "currency": "RUB", "reference": "...", "idempotency_key": "..."}"#) {
+        Ok(req) => req,
+        Err(answer) => return answer,
+    };
+    let Some(key) = req.idempotency_key.filter(|k| !k.is_empty()) else {
+        return bad(
+            StatusCode::BAD_REQUEST,
+            "idempotency_key is required: choose a unique key per money movement (e.g. a ticket number), \
+             so that repeating this call does not move money twice",
+        );
+    };
+    let amount = match decimal(&req.amount, "amount") {
+        Ok(a) => a,
+        Err(answer) => return answer,
+    };
+    let currency = match req.currency {
+        Some(c) => c,
+        None => match ledger.get_account(id).await {
+            Ok(Some(account)) => account.currency,
+            Ok(None) if credit => {
+                return bad(StatusCode::BAD_REQUEST, &format!("account {id} does not exist yet: give its currency to open it"))
+            }
+            Ok(None) => return failure(LedgerError::UnknownAccount(id.to_string())),
+            Err(e) => return failure(e),
+        },
+    };
+    let result = if credit {
+        ledger.credit_opening(SCOPE, &key, id, &amount, &currency, &req.reference).await
+    } else {
+        ledger.debit(SCOPE, &key, id, &amount, &currency, &req.reference).await
+    };
+    match result {
+        Ok(entry) => match ledger.get_account(id).await {
+            Ok(account) => (StatusCode::OK, json!({ "entry": entry, "account": account })),
+            Err(e) => failure(e),
+        },
+        Err(e) => failure(e),
+    }
+}
+
+async fn set_overdraft(ledger: &Ledger, id: &str, body: &[u8]) -> (StatusCode, Value) {
+    let req: Overdraft = match parse(body, r#"{"limit": "500.00"}"#) {
+        Ok(req) => req,
+        Err(answer) => return answer,
+    };
+    let limit = match decimal(&req.limit, "limit") {
+        Ok(l) => l,
+        Err(answer) => return answer,
+    };
+    match ledger.set_overdraft(id, &limit).await {
+        Ok(account) => (StatusCode::OK, json!({ "account": account })),
+        Err(e) => failure(e),
+    }
+}
+
+async fn history(ledger: &Ledger, id: &str, query: &str) -> (StatusCode, Value) {
+    let mut limit = DEFAULT_HISTORY;
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        if name == "limit" {
+            match value.parse::<u32>() {
+                Ok(n) if (1..=MAX_HISTORY).contains(&n) => limit = n,
+                _ => return bad(StatusCode::BAD_REQUEST, &format!("limit must be a whole number from 1 to {MAX_HISTORY}")),
+            }
+        }
+    }
+    match ledger.history(id, limit).await {
+        Ok(entries) => (StatusCode::OK, json!({ "account": id, "entries": entries })),
+        Err(e) => failure(e),
+    }
+}
+
+async fn reverse(ledger: &Ledger, id: &str, raw_tx: &str, body: &[u8]) -> (StatusCode, Value) {
+    let req: Reverse = match parse(body, r#"{"reference": "...", "idempotency_key": "..."}"#) {
+        Ok(req) => req,
+        Err(answer) => return answer,
+    };
+    let Some(key) = req.idempotency_key.filter(|k| !k.is_empty()) else {
+        return bad(StatusCode::BAD_REQUEST, "idempotency_key is required, so that repeating this call does not reverse twice");
+    };
+    let tx = percent_encoding::percent_decode_str(raw_tx).decode_utf8_lossy().into_owned();
+    // The path names the account so an operator cannot reverse a transaction they did
+    // not look at; the reversal still puts back every line of it.
+    match ledger.storage.transaction_entries(&tx).await {
+        Ok(entries) if entries.iter().any(|e| e.account == id) => {}
+        Ok(_) => return bad(StatusCode::NOT_FOUND, &format!("account {id} has no transaction {tx}")),
+        Err(e) => return failure(e.into()),
+    }
+    match ledger.reverse(SCOPE, &key, &tx, &req.reference).await {
+        Ok(entries) => (StatusCode::OK, json!({ "entries": entries })),
+        Err(e) => failure(e),
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8], example: &str) -> Result<T, (StatusCode, Value)> {
+    serde_json::from_slice(body).map_err(|e| bad(StatusCode::BAD_REQUEST, &format!("body must be JSON like {example}: {e}")))
+}
+
+/// Amounts must be JSON strings: a JSON number has already been through a float in
+/// many clients, and `0.1 + 0.2` is not money.
+fn decimal(value: &Value, field: &str) -> Result<String, (StatusCode, Value)> {
+    match value {
+        Value::String(s) => Ok(s.clone()),
+        _ => Err(bad(StatusCode::BAD_REQUEST, &format!("{field} must be a decimal string such as \"300.00\", not a JSON number"))),
+    }
+}
+
+fn bad(status: StatusCode, message: &str) -> (StatusCode, Value) {
+    (status, json!({ "error": message, "code": "bad-request" }))
+}
+
+/// A ledger error as an admin answer: the WIT case as `code`, details as fields.
+pub fn failure(e: LedgerError) -> (StatusCode, Value) {
+    let status = match &e {
+        LedgerError::UnknownAccount(_) => StatusCode::NOT_FOUND,
+        LedgerError::IdempotencyConflict(_) | LedgerError::NotReversible(_) => StatusCode::CONFLICT,
+        LedgerError::InsufficientFunds { .. }
+        | LedgerError::CurrencyMismatch(_)
+        | LedgerError::InvalidAmount(_)
+        | LedgerError::UnknownCurrency(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        LedgerError::Backend(_) => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    let mut body = json!({ "error": e.to_string(), "code": e.code() });
+    if let LedgerError::InsufficientFunds { account, balance, requested } = &e {
+        body["account"] = json!(account);
+        body["balance"] = json!(balance);
+        body["requested"] = json!(requested);
+    }
+    (status, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_map_to_statuses_and_wit_codes() {
+        let (status, body) =
+            failure(LedgerError::InsufficientFunds { account: "a".into(), balance: "1.00".into(), requested: "2.00".into() });
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(body["code"], "insufficient-funds");
+        assert_eq!(body["requested"], "2.00");
+        assert_eq!(failure(LedgerError::UnknownAccount("a".into())).0, StatusCode::NOT_FOUND);
+        assert_eq!(failure(LedgerError::IdempotencyConflict("k".into())).0, StatusCode::CONFLICT);
+        assert_eq!(failure(LedgerError::Backend("down".into())).0, StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[test]
+    fn amounts_must_be_strings() {
+        assert_eq!(decimal(&json!("1.50"), "amount").unwrap(), "1.50");
+        let (status, body) = decimal(&json!(1.5), "amount").unwrap_err();
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(body["error"].as_str().unwrap().contains("decimal string"));
+    }
+}

@@ -1,0 +1,108 @@
+//! `ledger`: the operator's subscriber ledger, with idempotency keys scoped by instance.
+
+use super::bindings::ledger::{Account, DebitLine, Entry, EntryKind, Error, Host, Shortfall};
+use super::state::PluginState;
+use crate::ledger::{self as core, LedgerError};
+
+impl Host for PluginState {
+    async fn open_account(&mut self, id: String, currency: String) -> Result<Account, Error> {
+        self.services().ledger.open_account(&id, &currency).await.map(account).map_err(error)
+    }
+
+    async fn get_account(&mut self, id: String) -> Result<Option<Account>, Error> {
+        self.services().ledger.get_account(&id).await.map(|a| a.map(account)).map_err(error)
+    }
+
+    async fn credit(&mut self, key: String, account_id: String, amount: String, currency: String, reference: String) -> Result<Entry, Error> {
+        let scope = self.ctx.name.clone();
+        self.services()
+            .ledger
+            .credit(&scope, &key, &account_id, &amount, &currency, &reference)
+            .await
+            .map(entry)
+            .map_err(error)
+    }
+
+    async fn debit(&mut self, key: String, account_id: String, amount: String, currency: String, reference: String) -> Result<Entry, Error> {
+        let scope = self.ctx.name.clone();
+        self.services()
+            .ledger
+            .debit(&scope, &key, &account_id, &amount, &currency, &reference)
+            .await
+            .map(entry)
+            .map_err(error)
+    }
+
+    async fn debit_many(&mut self, key: String, currency: String, lines: Vec<DebitLine>) -> Result<Vec<Entry>, Error> {
+        let scope = self.ctx.name.clone();
+        let lines: Vec<core::DebitLine> = lines
+            .into_iter()
+            .map(|l| core::DebitLine { account: l.account, amount: l.amount, reference: l.reference })
+            .collect();
+        self.services()
+            .ledger
+            .debit_many(&scope, &key, &currency, &lines)
+            .await
+            .map(|v| v.into_iter().map(entry).collect())
+            .map_err(error)
+    }
+
+    async fn reverse(&mut self, key: String, transaction_id: String, reference: String) -> Result<Vec<Entry>, Error> {
+        let scope = self.ctx.name.clone();
+        self.services()
+            .ledger
+            .reverse(&scope, &key, &transaction_id, &reference)
+            .await
+            .map(|v| v.into_iter().map(entry).collect())
+            .map_err(error)
+    }
+
+    async fn history(&mut self, account_id: String, limit: u32) -> Result<Vec<Entry>, Error> {
+        self.services()
+            .ledger
+            .history(&account_id, limit.min(1000))
+            .await
+            .map(|v| v.into_iter().map(entry).collect())
+            .map_err(error)
+    }
+}
+
+fn account(a: core::Account) -> Account {
+    Account { id: a.id, currency: a.currency, balance: a.balance, overdraft_limit: a.overdraft_limit }
+}
+
+fn entry(e: core::Entry) -> Entry {
+    let kind = match e.kind {
+        crate::storage::EntryKind::Credit => EntryKind::Credit,
+        crate::storage::EntryKind::Debit => EntryKind::Debit,
+        crate::storage::EntryKind::Reversal => EntryKind::Reversal,
+    };
+    Entry {
+        transaction_id: e.transaction_id,
+        account: e.account,
+        kind,
+        amount: e.amount,
+        currency: e.currency,
+        balance_after: e.balance_after,
+        reference: e.reference,
+        at: e.at,
+    }
+}
+
+pub(crate) fn error(e: LedgerError) -> Error {
+    match e {
+        LedgerError::InsufficientFunds { account, balance, requested } => {
+            Error::InsufficientFunds(Shortfall { account, balance, requested })
+        }
+        LedgerError::UnknownAccount(a) => Error::UnknownAccount(a),
+        LedgerError::CurrencyMismatch(m) => Error::CurrencyMismatch(m),
+        LedgerError::InvalidAmount(m) => Error::InvalidAmount(m),
+        LedgerError::UnknownCurrency(c) => Error::UnknownCurrency(c),
+        LedgerError::IdempotencyConflict(k) => Error::IdempotencyConflict(k),
+        LedgerError::NotReversible(t) => Error::NotReversible(t),
+        LedgerError::Backend(b) => {
+            tracing::error!(error = %b, "ledger backend failed");
+            Error::Backend(b)
+        }
+    }
+}

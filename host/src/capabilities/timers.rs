@@ -1,0 +1,32 @@
+//! `timers`: durable timers that fire the instance's `on-timer` export.
+
+use super::bindings::clock::Instant;
+use super::bindings::timers::{Error, Host};
+use super::state::PluginState;
+
+impl Host for PluginState {
+    async fn schedule(&mut self, name: String, at: Instant, payload: Vec<u8>) -> Result<(), Error> {
+        if name.is_empty() || name.len() > 256 {
+            return Err(Error::Invalid("timer name must be 1..=256 bytes".into()));
+        }
+        if payload.len() > 64 * 1024 {
+            return Err(Error::Invalid("timer payload must be at most 64 KiB".into()));
+        }
+        let due_ms = at.seconds.saturating_mul(1000) + (at.nanoseconds / 1_000_000) as i64;
+        self.services()
+            .storage
+            .timer_upsert(self.instance(), &name, due_ms, &payload)
+            .await
+            .map_err(|e| Error::Backend(e.to_string()))?;
+        self.services().wake_jobs();
+        Ok(())
+    }
+
+    async fn cancel(&mut self, name: String) -> Result<bool, Error> {
+        self.services()
+            .storage
+            .timer_cancel(self.instance(), &name)
+            .await
+            .map_err(|e| Error::Backend(e.to_string()))
+    }
+}

@@ -1,0 +1,385 @@
+//! `config.toml`: what the operator writes, parsed strictly (unknown keys are errors)
+//! and validated before anything starts, so a typo stops start-up with a message that
+//! names the instance, the key and what to do, instead of surfacing as a failed payment.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Public listener for the plugins' mounts.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    #[serde(default)]
+    pub admin: AdminConfig,
+    #[serde(default)]
+    pub storage: StorageConfig,
+    #[serde(default)]
+    pub runtime: RuntimeConfig,
+    #[serde(default)]
+    pub plugins: Vec<PluginConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Loopback by default: the admin API moves money.
+    #[serde(default = "default_admin_listen")]
+    pub listen: String,
+    /// Environment variable holding the bearer token.
+    #[serde(default = "default_admin_token_env")]
+    pub token_env: String,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self { listen: default_admin_listen(), token_env: default_admin_token_env() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `sqlite://path/to/file.db` (embedded default) or `postgres://user@host/db`.
+    #[serde(default = "default_storage_url")]
+    pub url: String,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self { url: default_storage_url() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Where compiled components are cached (keyed by content hash and engine settings).
+    #[serde(default = "default_cache_dir")]
+    pub cache_dir: PathBuf,
+    /// Requests running at once across all instances; further ones get 503.
+    #[serde(default = "default_max_concurrent")]
+    pub max_concurrent_requests: u32,
+    /// Largest request body the host accepts, in bytes.
+    #[serde(default = "default_max_request_bytes")]
+    pub max_request_bytes: usize,
+    /// Lets the admin API move the host clock forward (`POST /clock/advance`). For tests
+    /// and rehearsals only: it changes when timers fire and what time plugins see.
+    #[serde(default)]
+    pub manual_clock: bool,
+    /// How often job workers look for due timers, deliveries and events.
+    #[serde(default = "default_poll_ms")]
+    pub job_poll_interval_ms: u64,
+    /// How long a claimed job stays with one host before another may take it.
+    #[serde(default = "default_lease_seconds")]
+    pub job_lease_seconds: i64,
+    /// Attempts for a durable outbound delivery whose plugin did not set a limit.
+    #[serde(default = "default_delivery_attempts")]
+    pub delivery_max_attempts: u32,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            cache_dir: default_cache_dir(),
+            max_concurrent_requests: default_max_concurrent(),
+            max_request_bytes: default_max_request_bytes(),
+            manual_clock: false,
+            job_poll_interval_ms: default_poll_ms(),
+            job_lease_seconds: default_lease_seconds(),
+            delivery_max_attempts: default_delivery_attempts(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PluginConfig {
+    /// Instance name: the store namespace, the ledger key scope, the admin handle.
+    pub name: String,
+    /// Path to the `.wasm` component (relative to the config file).
+    pub component: PathBuf,
+    /// URL prefix routed to this instance, e.g. `/webtv`.
+    pub mount: String,
+    /// Outbound hosts this instance may call, as `host` or `host:port`.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// Payment-system instances (or `balance`) this provider may take payments through.
+    #[serde(default)]
+    pub payment_systems: Vec<String>,
+    #[serde(default)]
+    pub secrets: BTreeMap<String, SecretRef>,
+    #[serde(default)]
+    pub limits: Limits,
+    /// Reload the component when its file changes on disk.
+    #[serde(default)]
+    pub watch: bool,
+    #[serde(default)]
+    pub settings: toml::Table,
+}
+
+/// Where a secret's bytes come from. The config file never holds a secret itself.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRef {
+    pub env: Option<String>,
+    pub file: Option<PathBuf>,
+    /// How the text is turned into key bytes.
+    #[serde(default)]
+    pub encoding: SecretEncoding,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SecretEncoding {
+    /// The text's UTF-8 bytes (a file's trailing newline is dropped).
+    #[default]
+    Utf8,
+    Base64,
+    Hex,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Linear memory cap per request instance, in MiB.
+    #[serde(default = "default_memory_mb")]
+    pub memory_mb: u32,
+    /// Wall-clock deadline of one plugin call, in milliseconds.
+    #[serde(default = "default_deadline_ms")]
+    pub deadline_ms: u64,
+    /// Deadline of one outbound HTTP request, in milliseconds.
+    #[serde(default = "default_http_timeout_ms")]
+    pub http_timeout_ms: u64,
+    /// Largest outbound HTTP answer body, in bytes.
+    #[serde(default = "default_http_max_bytes")]
+    pub http_max_response_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory_mb: default_memory_mb(),
+            deadline_ms: default_deadline_ms(),
+            http_timeout_ms: default_http_timeout_ms(),
+            http_max_response_bytes: default_http_max_bytes(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_admin_listen() -> String {
+    "127.0.0.1:8081".into()
+}
+fn default_admin_token_env() -> String {
+    "PAYHOST_ADMIN_TOKEN".into()
+}
+fn default_storage_url() -> String {
+    "sqlite://data/payhost.db".into()
+}
+fn default_cache_dir() -> PathBuf {
+    PathBuf::from("data/cache")
+}
+fn default_max_concurrent() -> u32 {
+    512
+}
+fn default_max_request_bytes() -> usize {
+    1 << 20
+}
+fn default_poll_ms() -> u64 {
+    250
+}
+fn default_lease_seconds() -> i64 {
+    60
+}
+fn default_delivery_attempts() -> u32 {
+    12
+}
+fn default_memory_mb() -> u32 {
+    64
+}
+fn default_deadline_ms() -> u64 {
+    10_000
+}
+fn default_http_timeout_ms() -> u64 {
+    8_000
+}
+fn default_http_max_bytes() -> u64 {
+    4 << 20
+}
+
+/// Largest memory cap an instance may ask for; the engine's pool is sized for it.
+pub const MAX_MEMORY_MB: u32 = 1024;
+
+impl Config {
+    /// Reads and validates `path`; relative paths inside are resolved against its folder.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let base = path.parent().unwrap_or_else(|| Path::new("."));
+        Self::parse(&text, base).with_context(|| format!("in config file {}", path.display()))
+    }
+
+    /// Parses and validates config text; `base` resolves relative paths.
+    pub fn parse(text: &str, base: &Path) -> Result<Self> {
+        let mut config: Config = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        config.resolve_paths(base);
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        resolve(&mut self.runtime.cache_dir);
+        if let Some(rest) = self.storage.url.strip_prefix("sqlite://") {
+            let p = Path::new(rest);
+            if p.is_relative() && rest != ":memory:" {
+                self.storage.url = format!("sqlite://{}", base.join(p).display());
+            }
+        }
+        for plugin in &mut self.plugins {
+            resolve(&mut plugin.component);
+            for secret in plugin.secrets.values_mut() {
+                if let Some(file) = &mut secret.file {
+                    resolve(file);
+                }
+            }
+        }
+    }
+
+    /// Checks what can be checked without loading components or reading secrets.
+    pub fn validate(&self) -> Result<()> {
+        parse_addr("listen", &self.listen)?;
+        parse_addr("admin.listen", &self.admin.listen)?;
+        if !(self.storage.url.starts_with("sqlite://") || self.storage.url.starts_with("postgres://") || self.storage.url.starts_with("postgresql://")) {
+            bail!("storage.url `{}` is neither `sqlite://PATH` nor `postgres://...`", self.storage.url);
+        }
+        let mut names = std::collections::HashSet::new();
+        for p in &self.plugins {
+            let at = |key: &str| format!("plugin `{}`: {key}", p.name);
+            if p.name.is_empty() || !p.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                bail!("plugin name `{}` must be non-empty ASCII letters, digits, `-` or `_`", p.name);
+            }
+            if p.name == "balance" {
+                bail!("plugin name `balance` is reserved for the built-in ledger payment method");
+            }
+            if !names.insert(p.name.as_str()) {
+                bail!("plugin name `{}` is used by two [[plugins]] entries; give each instance its own name", p.name);
+            }
+            check_mount(&p.mount).with_context(|| at("mount"))?;
+            if !p.component.is_file() {
+                bail!(
+                    "{}: component file {} does not exist; build the plugins (`cargo xtask build-plugins`) or fix the path",
+                    at("component"),
+                    p.component.display()
+                );
+            }
+            for host in &p.allowed_hosts {
+                check_host_pattern(host).with_context(|| at("allowed_hosts"))?;
+            }
+            for (name, secret) in &p.secrets {
+                match (&secret.env, &secret.file) {
+                    (Some(_), None) | (None, Some(_)) => {}
+                    _ => bail!("{}: give exactly one of `env` or `file`", at(&format!("secrets.{name}"))),
+                }
+            }
+            let l = &p.limits;
+            if l.memory_mb == 0 || l.memory_mb > MAX_MEMORY_MB {
+                bail!("{}: must be 1..={MAX_MEMORY_MB}", at("limits.memory_mb"));
+            }
+            if l.deadline_ms == 0 || l.deadline_ms > 600_000 {
+                bail!("{}: must be 1..=600000", at("limits.deadline_ms"));
+            }
+            if l.http_timeout_ms == 0 {
+                bail!("{}: must be positive", at("limits.http_timeout_ms"));
+            }
+        }
+        for (i, a) in self.plugins.iter().enumerate() {
+            for b in &self.plugins[i + 1..] {
+                if mounts_overlap(&a.mount, &b.mount) {
+                    bail!(
+                        "plugin `{}`: mount `{}` overlaps mount `{}` of plugin `{}`; give each instance its own prefix",
+                        b.name, b.mount, a.mount, a.name
+                    );
+                }
+            }
+        }
+        for p in &self.plugins {
+            for system in &p.payment_systems {
+                if system != "balance" && !self.plugins.iter().any(|o| &o.name == system) {
+                    bail!(
+                        "plugin `{}`: payment_systems names `{system}`, which is neither `balance` nor a configured plugin instance",
+                        p.name
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn plugin(&self, name: &str) -> Option<&PluginConfig> {
+        self.plugins.iter().find(|p| p.name == name)
+    }
+}
+
+fn parse_addr(key: &str, value: &str) -> Result<SocketAddr> {
+    value
+        .parse()
+        .with_context(|| format!("{key} `{value}` is not an address like 127.0.0.1:8080"))
+}
+
+fn check_mount(mount: &str) -> Result<()> {
+    if !mount.starts_with('/') || mount.len() < 2 || mount.ends_with('/') {
+        bail!("`{mount}` must start with `/`, name at least one segment and not end with `/` (e.g. `/webtv`)");
+    }
+    if mount.contains("//") || mount.contains('?') || mount.contains('#') {
+        bail!("`{mount}` must be a plain path prefix");
+    }
+    Ok(())
+}
+
+/// Two mounts overlap when one is a path-segment prefix of the other.
+pub fn mounts_overlap(a: &str, b: &str) -> bool {
+    let prefix_of = |short: &str, long: &str| long == short || long.starts_with(&format!("{short}/"));
+    prefix_of(a, b) || prefix_of(b, a)
+}
+
+fn check_host_pattern(host: &str) -> Result<()> {
+    let valid = !host.is_empty()
+        && !host.contains('/')
+        && !host.contains('*')
+        && host.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c));
+    if !valid {
+        bail!("`{host}` must be a host name or `host:port` (no scheme, path or wildcard)");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlapping_mounts_are_detected_by_segment() {
+        assert!(mounts_overlap("/a", "/a"));
+        assert!(mounts_overlap("/a", "/a/b"));
+        assert!(!mounts_overlap("/a", "/ab"));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = Config::parse("listn = \"127.0.0.1:1\"", Path::new(".")).unwrap_err();
+        assert!(format!("{err:#}").contains("unknown field `listn`"), "{err:#}");
+    }
+}

@@ -1,0 +1,232 @@
+//! The durable job workers: fire due timers, send outbound deliveries and hand payment
+//! events to the provider instance that started the checkout, each retried with backoff
+//! on the host clock. Independent of wasm: the plugin side is behind `ExportCaller`.
+//!
+//! Several hosts may run workers on one database. Each worker leases what it claims
+//! under its own random owner id, and records results only while it still holds the
+//! lease, so a job runs on one host at a time; a host that dies mid-job leaves a lease
+//! that expires and the job is run again (handlers must be idempotent, as the WIT says).
+
+pub mod backoff;
+mod deliveries;
+mod events;
+mod timers;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+
+use crate::clock::HostClock;
+use crate::storage::{Lease, PaymentEventRow, Storage};
+
+/// The plugin exports a job ends in. An unknown instance is an `Err` (retried later:
+/// the instance may be back after a config reload).
+#[async_trait]
+pub trait ExportCaller: Send + Sync {
+    async fn on_timer(&self, instance: &str, name: &str, payload: Vec<u8>) -> Result<(), String>;
+    async fn on_payment_event(&self, row: &PaymentEventRow) -> Result<(), String>;
+}
+
+#[derive(Debug, Clone)]
+pub struct JobConfig {
+    /// How often the worker looks for due work when nobody wakes it.
+    pub poll_interval: Duration,
+    /// How long a claimed job stays with this host before another may take it over;
+    /// longer than any single attempt can take.
+    pub lease_seconds: u64,
+    /// Jobs of each kind claimed (and run concurrently) per round.
+    pub batch: u32,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// Attempts of a delivery that asked for 0 (the host default), and of a payment
+    /// event, before it is marked failed. Timers are retried without limit: giving up
+    /// would silently drop a scheduled charge.
+    pub default_max_attempts: u32,
+    pub delivery_timeout: Duration,
+}
+
+impl Default for JobConfig {
+    fn default() -> Self {
+        Self {
+            poll_interval: Duration::from_secs(1),
+            lease_seconds: 300,
+            batch: 16,
+            backoff_base: Duration::from_secs(5),
+            backoff_max: Duration::from_secs(3600),
+            default_max_attempts: 12,
+            delivery_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What one round did, per kind of job.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RoundReport {
+    pub timers: usize,
+    pub deliveries: usize,
+    pub events: usize,
+}
+
+impl RoundReport {
+    pub fn total(&self) -> usize {
+        self.timers + self.deliveries + self.events
+    }
+}
+
+pub struct JobWorker {
+    storage: Arc<dyn Storage>,
+    clock: HostClock,
+    caller: Arc<dyn ExportCaller>,
+    http: reqwest::Client,
+    cfg: JobConfig,
+    owner: String,
+}
+
+impl JobWorker {
+    pub fn new(storage: Arc<dyn Storage>, clock: HostClock, caller: Arc<dyn ExportCaller>, http: reqwest::Client, cfg: JobConfig) -> Self {
+        let owner = format!("host-{}-{:016x}", std::process::id(), rand::random::<u64>());
+        Self { storage, clock, caller, http, cfg, owner }
+    }
+
+    /// Starts the worker loop on the current tokio runtime.
+    pub fn spawn(
+        storage: Arc<dyn Storage>,
+        clock: HostClock,
+        caller: Arc<dyn ExportCaller>,
+        http: reqwest::Client,
+        cfg: JobConfig,
+    ) -> JobHandle {
+        Arc::new(Self::new(storage, clock, caller, http, cfg)).start()
+    }
+
+    /// The lease owner id this worker claims under.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    pub fn start(self: Arc<Self>) -> JobHandle {
+        let wake = Arc::new(Notify::new());
+        let (stop, mut stopped) = watch::channel(false);
+        let owner = self.owner.clone();
+        let woken = wake.clone();
+        let task = tokio::spawn(async move {
+            tracing::info!(owner = %self.owner, "job worker started");
+            while !*stopped.borrow() {
+                let round = self.run_once().await;
+                let batch = self.cfg.batch as usize;
+                // A full batch means more may be due already: go again without waiting.
+                if round.timers >= batch || round.deliveries >= batch || round.events >= batch {
+                    continue;
+                }
+                tokio::select! {
+                    _ = woken.notified() => {}
+                    _ = tokio::time::sleep(self.cfg.poll_interval) => {}
+                    _ = stopped.changed() => {}
+                }
+            }
+            tracing::info!(owner = %self.owner, "job worker stopped");
+        });
+        JobHandle { wake, stop, task: Mutex::new(Some(task)), owner }
+    }
+
+    /// Claims and runs one batch of each kind of due job, waiting for all of them.
+    pub async fn run_once(self: &Arc<Self>) -> RoundReport {
+        RoundReport {
+            timers: timers::run(self).await,
+            deliveries: deliveries::run(self).await,
+            events: events::run(self).await,
+        }
+    }
+
+    fn lease(&self, now: i64) -> Lease {
+        let lease_ms = i64::try_from(self.cfg.lease_seconds.saturating_mul(1000)).unwrap_or(i64::MAX);
+        Lease { owner: self.owner.clone(), until: now.saturating_add(lease_ms) }
+    }
+
+    fn retry_at(&self, failures: u32) -> i64 {
+        backoff::next_at(self.clock.now_millis(), failures, self.cfg.backoff_base, self.cfg.backoff_max)
+    }
+}
+
+/// Runs each claimed job in its own task, so one slow or panicking job neither holds up
+/// nor takes down the rest (a panicked job keeps its lease until it expires, then runs
+/// again). Returns how many were claimed.
+async fn run_all<T, F, Fut>(jobs: Vec<T>, run: F) -> usize
+where
+    T: Send + 'static,
+    F: Fn(T) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let count = jobs.len();
+    let mut set = tokio::task::JoinSet::new();
+    for job in jobs {
+        set.spawn(run(job));
+    }
+    while let Some(joined) = set.join_next().await {
+        if let Err(e) = joined {
+            tracing::error!(error = %e, "a job task failed; its lease will expire and the job will run again");
+        }
+    }
+    count
+}
+
+/// Error text kept with a job row: bounded, so a chatty handler cannot bloat the table.
+fn clip(text: &str) -> String {
+    const MAX: usize = 1000;
+    if text.len() <= MAX {
+        return text.to_string();
+    }
+    let mut end = MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+/// Pokes and stops a running worker.
+pub struct JobHandle {
+    wake: Arc<Notify>,
+    stop: watch::Sender<bool>,
+    task: Mutex<Option<JoinHandle<()>>>,
+    owner: String,
+}
+
+impl JobHandle {
+    /// Makes the worker look for due work now (work was enqueued, or the manual clock
+    /// moved). A wake while it is busy makes it look again right after.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// Stops the loop after the round in progress and waits for it.
+    pub async fn shutdown(&self) {
+        let _ = self.stop.send(true);
+        let task = self.task.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        if let Some(task) = task {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "job worker ended abnormally");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clip_keeps_short_text_and_cuts_long_text_on_a_char_boundary() {
+        assert_eq!(clip("HTTP 500"), "HTTP 500");
+        let long = "ж".repeat(700);
+        let clipped = clip(&long);
+        assert!(clipped.len() <= 1000 + '…'.len_utf8());
+        assert!(clipped.ends_with('…'));
+    }
+}

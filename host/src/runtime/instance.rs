@@ -1,0 +1,78 @@
+//! One loaded version of a plugin instance: its compiled component, pre-instantiated
+//! against the host's linker, with the grants from config. Every call gets a fresh
+//! `Store` from here, so no state leaks between requests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{Engine, Store, StoreLimitsBuilder};
+use wasmtime_wasi::WasiCtx;
+
+use super::component::LoadedComponent;
+use super::engine::deadline_ticks;
+use crate::capabilities::bindings::payment_system::PaymentSystemPre;
+use crate::capabilities::bindings::provider::ProviderPre;
+use crate::capabilities::bindings::types::PluginInfo;
+use crate::capabilities::state::{InstanceContext, PluginState};
+use crate::clock::HostClock;
+
+/// The typed pre-instance, by world.
+pub enum Pre {
+    Provider(ProviderPre<PluginState>),
+    PaymentSystem(PaymentSystemPre<PluginState>),
+}
+
+pub struct LoadedInstance {
+    pub ctx: Arc<InstanceContext>,
+    pub component: LoadedComponent,
+    pub pre: Pre,
+    /// What the plugin said about itself at load.
+    pub info: PluginInfo,
+    /// Unix milliseconds on the host clock.
+    pub loaded_at: i64,
+    /// What loaded this version (`startup`, `admin reload`, `file change`, ...).
+    pub trigger: String,
+}
+
+impl LoadedInstance {
+    pub fn name(&self) -> &str {
+        &self.ctx.name
+    }
+
+    pub fn deadline(&self) -> Duration {
+        Duration::from_millis(self.ctx.config.limits.deadline_ms)
+    }
+
+    /// A fresh store for one call: minimal WASI (no env, args, files or sockets; the
+    /// wall clock is the host clock), the instance's memory cap and deadline.
+    pub fn new_store(&self, engine: &Engine, request_id: &str) -> Store<PluginState> {
+        new_store(engine, self.ctx.clone(), request_id, self.deadline())
+    }
+}
+
+pub fn new_store(engine: &Engine, ctx: Arc<InstanceContext>, request_id: &str, deadline: Duration) -> Store<PluginState> {
+    let memory = (ctx.config.limits.memory_mb as usize) << 20;
+    let wasi = WasiCtx::builder().wall_clock(WasiWallClock(ctx.services.clock.clone())).build();
+    let limits = StoreLimitsBuilder::new().memory_size(memory).trap_on_grow_failure(true).build();
+    let state = PluginState { ctx, request_id: request_id.to_string(), wasi, table: ResourceTable::new(), limits };
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.limits);
+    store.set_epoch_deadline(deadline_ticks(deadline));
+    store.epoch_deadline_trap();
+    store
+}
+
+/// WASI's wall clock reads the host clock too, so `std::time::SystemTime` in a plugin
+/// agrees with the `clock` import.
+struct WasiWallClock(HostClock);
+
+impl wasmtime_wasi::HostWallClock for WasiWallClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_millis(1)
+    }
+
+    fn now(&self) -> Duration {
+        Duration::from_millis(self.0.now_millis().max(0) as u64)
+    }
+}

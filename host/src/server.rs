@@ -1,0 +1,131 @@
+//! The public listener: routes each request by mount prefix to its plugin instance
+//! (provider `handle`, or a payment system's webhook) and turns plugin failures into
+//! clean JSON errors with a request id.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use crate::capabilities::bindings::types;
+use crate::http_util::{error_response, read_body, Body};
+use crate::runtime::instance::Pre;
+use crate::runtime::Runtime;
+
+/// Accepts connections until `shutdown` resolves; in-flight requests finish.
+pub async fn serve_public(
+    listener: TcpListener,
+    runtime: Arc<Runtime>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, remote)) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                let runtime = runtime.clone();
+                let mut shutdown = shutdown.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| {
+                        let runtime = runtime.clone();
+                        async move { Ok::<_, Infallible>(handle(runtime, req, remote).await) }
+                    });
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .keep_alive(true)
+                        .serve_connection(TokioIo::new(stream), service);
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        _ = conn.as_mut() => {}
+                        _ = shutdown.changed() => {
+                            conn.as_mut().graceful_shutdown();
+                            let _ = conn.await;
+                        }
+                    }
+                });
+            }
+            _ = shutdown.changed() => break,
+        }
+    }
+}
+
+async fn handle(runtime: Arc<Runtime>, req: Request<Incoming>, remote: SocketAddr) -> Response<Body> {
+    let request_id = runtime.next_request_id();
+    let path = req.uri().path().to_string();
+    let table = runtime.registry.table();
+    let Some((slot, rest)) = table.route(&path) else {
+        return error_response(StatusCode::NOT_FOUND, "no plugin is mounted at this path", &request_id);
+    };
+    let rest = rest.to_string();
+    slot.count_request();
+    let instance = slot.current();
+    let max_body = runtime.config.load().runtime.max_request_bytes;
+    let (parts, body) = req.into_parts();
+    let body = match read_body(body, max_body).await {
+        Ok(b) => b,
+        Err(msg) => return error_response(StatusCode::PAYLOAD_TOO_LARGE, &msg, &request_id),
+    };
+    let request = types::Request {
+        id: request_id.clone(),
+        method: parts.method.as_str().to_string(),
+        path: rest,
+        query: parts.uri.query().unwrap_or("").to_string(),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect(),
+        body: body.to_vec(),
+        remote_addr: remote.to_string(),
+    };
+    let started = std::time::Instant::now();
+    let result = match instance.pre {
+        Pre::Provider(_) => runtime.call_handle(&instance, request).await,
+        Pre::PaymentSystem(_) => crate::webhooks::handle(&runtime, &instance, request).await,
+    };
+    let elapsed_us = started.elapsed().as_micros() as u64;
+    match result {
+        Ok(resp) => {
+            tracing::debug!(instance = %slot.name, request = %request_id, status = resp.status, elapsed_us, "request");
+            to_hyper(resp, &request_id)
+        }
+        Err(failure) => {
+            slot.count_error();
+            tracing::error!(
+                instance = %slot.name,
+                request = %request_id,
+                kind = failure.kind(),
+                cause = %failure,
+                elapsed_us,
+                "plugin call failed"
+            );
+            let status = StatusCode::from_u16(failure.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            error_response(status, failure.public_message(), &request_id)
+        }
+    }
+}
+
+/// Hop-by-hop headers belong to the host's connection, not to the plugin.
+const HOP_BY_HOP: [&str; 6] = ["connection", "keep-alive", "transfer-encoding", "upgrade", "content-length", "te"];
+
+fn to_hyper(resp: types::Response, request_id: &str) -> Response<Body> {
+    let status = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut builder = Response::builder().status(status);
+    for (name, value) in &resp.headers {
+        if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+            continue;
+        }
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    builder = builder.header("x-request-id", request_id);
+    builder.body(Full::new(Bytes::from(resp.body))).unwrap_or_else(|e| {
+        tracing::error!(request = %request_id, error = %e, "plugin returned an invalid response head");
+        error_response(StatusCode::INTERNAL_SERVER_ERROR, "the payment plugin returned an invalid response", request_id)
+    })
+}

@@ -1,0 +1,73 @@
+//! Stripe as a payhost payment system, following Stripe's public REST API.
+//!
+//! | processor call | Stripe |
+//! |---|---|
+//! | `start-checkout` | `POST /v1/checkout/sessions` (hosted page; buyer goes to `session.url`) |
+//! | `parse-webhook` | `Stripe-Signature` check, then `checkout.session.*` / `payment_intent.*` |
+//! | `charge` | `POST /v1/payment_intents` with `off_session=true&confirm=true` |
+//! | `lookup` | `GET /v1/checkout/sessions/{cs_}` or `GET /v1/payment_intents/{pi_}` |
+//! | `refund` | `POST /v1/refunds` |
+//!
+//! Secrets (`[plugins.secrets]`): `stripe_secret_key` (sent by the host as
+//! `Authorization: Bearer ...` through a secret header; it never enters wasm) and
+//! `stripe_webhook_secret` (the endpoint's `whsec_...`, used only inside host HMAC).
+//! `describe` lists no hosts because operators point `api_base_url` elsewhere in tests;
+//! `allowed_hosts` must include the API host (`api.stripe.com` in production).
+//! The webhook endpoint to register with Stripe is any path under the instance's mount.
+//!
+//! A saved card is the token `cus_...:pm_...` (Stripe customer and payment method).
+
+mod amount;
+mod api;
+mod charge;
+mod checkout;
+mod config;
+mod events;
+mod lookup;
+mod objects;
+mod refund;
+mod retrieve;
+mod signature;
+mod webhook;
+
+use payhost_sdk::bindings::payment_system::exports::payhost::gateway::processor::{Guest, Webhook};
+use payhost_sdk::payments::{ChargeRequest, Checkout, CheckoutRequest, Error, PaymentEvent, RefundResult};
+use payhost_sdk::types::PluginInfo;
+use payhost_sdk::Request;
+
+struct Stripe;
+
+impl Guest for Stripe {
+    fn describe() -> PluginInfo {
+        PluginInfo {
+            name: "stripe".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: "Stripe Checkout, signed webhooks, off-session charges and refunds".into(),
+            secrets: vec![api::SECRET_KEY.into(), webhook::WEBHOOK_SECRET.into()],
+            hosts: vec![],
+            settings: config::Config::specs(),
+        }
+    }
+
+    fn start_checkout(req: CheckoutRequest) -> Result<Checkout, Error> {
+        checkout::start(req)
+    }
+
+    fn parse_webhook(req: Request) -> Result<Webhook, Error> {
+        webhook::parse(req)
+    }
+
+    fn lookup_payment(external_id: String) -> Result<PaymentEvent, Error> {
+        lookup::lookup(&external_id)
+    }
+
+    fn charge(req: ChargeRequest) -> Result<PaymentEvent, Error> {
+        charge::charge(req)
+    }
+
+    fn refund(external_id: String, amount: Option<String>) -> Result<RefundResult, Error> {
+        refund::refund(&external_id, amount)
+    }
+}
+
+payhost_sdk::export_payment_system!(Stripe);

@@ -1,0 +1,39 @@
+//! Amounts as WebTV sends them (`10.5`, `5`, `10.50`): plain non-negative decimals,
+//! checked and kept as text with a dot for the payment system, never as floats.
+
+use rust_decimal::Decimal;
+use std::str::FromStr;
+
+/// Parses `digits[.digits]`; anything else (sign, exponent, comma, spaces) is refused.
+pub fn parse(text: &str) -> Result<Decimal, String> {
+    let (int, frac) = match text.split_once('.') {
+        Some((int, frac)) => (int, Some(frac)),
+        None => (text, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(int) || !frac.map_or(true, digits) {
+        return Err(format!("`{text}` is not a decimal amount"));
+    }
+    Decimal::from_str(text).map_err(|_| format!("`{text}` is not a usable amount"))
+}
+
+/// The amount as the payment system gets it (`10.5` stays `10.5`, `10.50` stays `10.50`).
+pub fn format(amount: &Decimal) -> String {
+    amount.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_plain_decimals_only() {
+        assert_eq!(format(&parse("10.50").unwrap()), "10.50");
+        assert_eq!(format(&parse("5").unwrap()), "5");
+        assert!(parse("0").unwrap().is_zero());
+        assert_eq!(parse("10.5").unwrap(), parse("10.50").unwrap());
+        for bad in ["", "-1", "+1", "1e3", "1,5", " 1", "1.", ".5", "abc", "1.2.3", "99999999999999999999999999999999"] {
+            assert!(parse(bad).is_err(), "{bad:?} must be refused");
+        }
+    }
+}

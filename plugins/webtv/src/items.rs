@@ -1,0 +1,100 @@
+//! Checking the `rp_n_*` recurring items: each one's signature, then its values.
+//!
+//! A bad item does not spoil the order: it is returned failed with `rp_n_error`, as the
+//! vendor's sample does, and the others are set up. Two things only the signature can
+//! vouch for shape how values are used: the amount is signed as PHP's
+//! `floatval(amount)` text, so that text (not the raw parameter, which may differ past
+//! 14 digits) is what gets charged; and `first_payment_date` is not signed at all, so a
+//! date in the past is refused rather than charged for periods nobody bought.
+
+use crate::amount;
+use crate::host::Host;
+use crate::order::{Item, ItemOutcome, ItemSpec};
+use crate::request::RawItem;
+use crate::schedule::Period;
+use crate::signature;
+use payhost_sdk::php;
+
+/// The vendor sample's error text for an item whose signature does not match.
+pub const SIGNATURE_ERROR: &str = "Invalid recurring payment data or signature mismatch";
+
+/// The status the vendor sample returns for a failed item (Spanish for "invalid
+/// profile"); kept byte for byte because WebTV checks `md5(profile_id . status)`.
+pub const FAILED_STATUS: &str = "Perfil inválido";
+
+/// How far in the past a first payment date may be (clock skew, a slow buyer).
+pub const PAST_GRACE_SECONDS: i64 = 86_400;
+
+/// Checks every item's signature and values.
+pub fn verify(host: &dyn Host, raw: &[RawItem], now: i64) -> Result<Vec<Item>, String> {
+    raw.iter().map(|item| verify_one(host, item, now)).collect()
+}
+
+fn verify_one(host: &dyn Host, raw: &RawItem, now: i64) -> Result<Item, String> {
+    let Some(sku) = signed_sku(host, raw)? else {
+        return Ok(Item::Invalid { index: raw.index, error: SIGNATURE_ERROR.to_string() });
+    };
+    Ok(match check_values(raw, sku, now) {
+        Ok(spec) => Item::Valid(spec),
+        Err(error) => Item::Invalid { index: raw.index, error },
+    })
+}
+
+/// The SKU the signature vouches for, if any. The vendor's sample `rawurldecode`s the
+/// SKU once more after PHP's own decoding; a WebTV that encodes it twice signs that
+/// form, so it is tried when the value as received does not match.
+fn signed_sku(host: &dyn Host, raw: &RawItem) -> Result<Option<String>, String> {
+    let mut candidates = vec![raw.sku.clone()];
+    if raw.sku.contains('%') {
+        candidates.push(php::rawurldecode(&raw.sku));
+    }
+    for sku in candidates {
+        let input = signature::item_digest_input(&sku, &raw.amount, &raw.frequency, &raw.period);
+        if signature::verify_digest(host, &input, &raw.signature)? {
+            return Ok(Some(sku));
+        }
+    }
+    Ok(None)
+}
+
+fn check_values(raw: &RawItem, sku: String, now: i64) -> Result<ItemSpec, String> {
+    let signed_amount = php::floatval_string(&raw.amount);
+    let amount = amount::parse(&signed_amount)
+        .ok()
+        .filter(|a| a.is_sign_positive() && !a.is_zero())
+        .ok_or_else(|| format!("Invalid recurring amount `{}`", raw.amount))?;
+    let period = Period::parse(&raw.period)
+        .ok_or_else(|| format!("Invalid period `{}` (DAY, WEEK, MONTH or YEAR)", raw.period))?;
+    let frequency = raw
+        .frequency
+        .parse::<u32>()
+        .ok()
+        .filter(|f| *f >= 1)
+        .ok_or_else(|| format!("Invalid period frequency `{}`", raw.frequency))?;
+    let first_payment_date = raw
+        .first_payment_date
+        .parse::<i64>()
+        .map_err(|_| format!("Invalid first payment date `{}`", raw.first_payment_date))?;
+    if first_payment_date < now - PAST_GRACE_SECONDS {
+        return Err(format!("First payment date {first_payment_date} is in the past"));
+    }
+    Ok(ItemSpec {
+        index: raw.index,
+        sku,
+        amount: amount::format(&amount),
+        period,
+        frequency,
+        first_payment_date,
+    })
+}
+
+/// The failed-item result the vendor sample returns.
+pub fn failed_outcome(index: usize, error: &str) -> ItemOutcome {
+    ItemOutcome {
+        index,
+        error: Some(error.to_string()),
+        profile_id: String::new(),
+        status: FAILED_STATUS.to_string(),
+        first_payment_date: 0,
+    }
+}

@@ -1,0 +1,58 @@
+//! A plugin that misbehaves on purpose, so the host's fault isolation can be tested
+//! with a real component: `GET /loop` never returns, `GET /alloc` grows memory without
+//! bound, `GET /trap` panics; `GET /` answers normally, naming itself.
+
+use payhost_sdk::payments::PaymentEvent;
+use payhost_sdk::types::PluginInfo;
+use payhost_sdk::{Request, Response};
+use serde_json::json;
+
+struct Faulty;
+
+impl payhost_sdk::Plugin for Faulty {
+    fn describe() -> PluginInfo {
+        PluginInfo {
+            name: "faulty".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: "misbehaves on request (tests only)".into(),
+            secrets: vec![],
+            hosts: vec![],
+            settings: vec![],
+        }
+    }
+
+    fn handle(req: Request) -> Result<Response, String> {
+        match req.path.as_str() {
+            "/" => Ok(Response::json(200, &json!({ "plugin": "faulty" }))),
+            "/loop" => {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "/alloc" => {
+                let mut chunks: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    let mut chunk = vec![0u8; 1 << 20];
+                    chunk[0] = 1;
+                    chunks.push(std::hint::black_box(chunk));
+                }
+            }
+            "/trap" => panic!("deliberate trap"),
+            "/error" => Err("deliberate plugin error".into()),
+            _ => Ok(Response::not_found()),
+        }
+    }
+}
+
+impl payhost_sdk::Events for Faulty {
+    fn on_timer(_name: String, _payload: Vec<u8>) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn on_payment_event(_event: PaymentEvent) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+payhost_sdk::export_provider!(Faulty);

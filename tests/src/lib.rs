@@ -1,0 +1,10 @@
+//! End-to-end test harness: builds the real plugins and the real `payhost` binary,
+//! starts the host on loopback with a generated config, and offers counterpart
+//! simulators (`sim`) that speak each provider's protocol.
+
+pub mod build;
+pub mod host;
+pub mod sim;
+
+pub use build::{payhost_binary, plugin_wasm};
+pub use host::{HostBuilder, TestHost};
