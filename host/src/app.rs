@@ -72,6 +72,11 @@ pub async fn start(config_path: &Path) -> Result<Running> {
     let config = Config::load(config_path)?;
     let admin_token = std::env::var(&config.admin.token_env).unwrap_or_default();
 
+    if let Some(parent) = config.storage.url.strip_prefix("sqlite://").and_then(|p| Path::new(p).parent()) {
+        if !parent.as_os_str().is_empty() {
+            std::fs::create_dir_all(parent).with_context(|| format!("cannot create the storage folder {}", parent.display()))?;
+        }
+    }
     let storage = crate::storage::open(&config.storage.url)
         .await
         .with_context(|| format!("storage `{}`", redact_url(&config.storage.url)))?;

@@ -73,7 +73,7 @@ fn refresh(host: &dyn Host, cfg: &Config, order: Order, cancel: bool) -> Result<
     let slug = order.slug();
     let settled = match payment::answer(host.lookup(&order.system, checkout_id)) {
         Answer::Succeeded(event) => {
-            settle::paid(host, cfg, &slug, &Payment::from_event(order.attempt, &order.system, &event))?
+            settle::paid(host, &slug, &Payment::from_event(order.attempt, &order.system, &event))?
         }
         Answer::Failed(message) => settle::failed(host, &slug, order.attempt, &message)?,
         Answer::Unknown(_) if cancel => settle::failed(host, &slug, order.attempt, CANCELLED_BY_BUYER)?,

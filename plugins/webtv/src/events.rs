@@ -15,7 +15,7 @@ pub fn on_payment_event(host: &dyn Host, cfg: &Config, event: PaymentEvent) -> R
     if let Some((slug, attempt)) = ids::parse_order_reference(&event.reference) {
         let system = event.system.clone();
         let known = match payment::answer(Ok(event.clone())) {
-            Answer::Succeeded(ev) => settle::paid(host, cfg, &slug, &Payment::from_event(attempt, &system, &ev))?.is_some(),
+            Answer::Succeeded(ev) => settle::paid(host, &slug, &Payment::from_event(attempt, &system, &ev))?.is_some(),
             Answer::Failed(message) => settle::failed(host, &slug, attempt, &message)?.is_some(),
             Answer::Unknown(_) => true,
         };

@@ -206,10 +206,10 @@ fn charge(host: &dyn Host, cfg: &Config, order: Order) -> Result<Response, Strin
                 transaction: NO_TRANSACTION.into(),
                 saved_method: None,
             };
-            settle::paid(host, cfg, &slug, &trial)?
+            settle::paid(host, &slug, &trial)?
         }
         Some(Answer::Succeeded(event)) => {
-            settle::paid(host, cfg, &slug, &Payment::from_event(order.attempt, &order.system, &event))?
+            settle::paid(host, &slug, &Payment::from_event(order.attempt, &order.system, &event))?
         }
         Some(Answer::Failed(message)) => settle::failed(host, &slug, order.attempt, &message)?,
         // Unknown: the attempt stays open; the page reloads and re-drives the same
@@ -271,7 +271,7 @@ fn resume(host: &dyn Host, cfg: &Config, order: Order) -> Result<Option<Response
     let slug = order.slug();
     match payment::answer(host.lookup(&order.system, checkout_id)) {
         Answer::Succeeded(event) => {
-            let settled = settle::paid(host, cfg, &slug, &Payment::from_event(order.attempt, &order.system, &event))?;
+            let settled = settle::paid(host, &slug, &Payment::from_event(order.attempt, &order.system, &event))?;
             redirect_or_pending(host, cfg, &settled.unwrap_or(order)).map(Some)
         }
         Answer::Failed(message) => match settle::failed(host, &slug, order.attempt, &message)? {

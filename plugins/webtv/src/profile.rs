@@ -278,7 +278,7 @@ mod tests {
     fn the_end_of_the_calendar_expires() {
         let mut p = profile();
         p.period = Period::Year;
-        p.frequency = 5000;
+        p.frequency = 9000;
         assert!(p.apply(0, 0, &paid(), 1_000 * DAY, POLICY));
         assert_eq!(p.status, ProfileStatus::Expired);
     }

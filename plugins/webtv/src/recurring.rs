@@ -22,7 +22,7 @@ pub const NO_SAVED_METHOD: &str = "The payment method was not saved for recurrin
 
 /// Sets up a profile for every valid item of a paid order (idempotent) and returns
 /// what the return URL reports for each item.
-pub fn create_profiles(host: &dyn Host, cfg: &Config, order: &Order, payment: &Payment) -> Result<Vec<ItemOutcome>, String> {
+pub fn create_profiles(host: &dyn Host, order: &Order, payment: &Payment) -> Result<Vec<ItemOutcome>, String> {
     let now = host.now();
     order
         .items

@@ -6,7 +6,6 @@
 //! paid (a crash in between is repaired by the next delivery), a paid order is never
 //! changed again, and a failure only ends the attempt it belongs to.
 
-use crate::config::Config;
 use crate::host::Host;
 use crate::ids;
 use crate::order::{Order, OrderState};
@@ -18,7 +17,7 @@ use payhost_sdk::log::Level;
 /// Marks the order paid by `payment` (its recurring profiles set up first) and returns
 /// it; `None` for an unknown order. A success of another attempt than the one that paid
 /// is a double payment and is refunded.
-pub fn paid(host: &dyn Host, cfg: &Config, order_slug: &str, payment: &Payment) -> Result<Option<Order>, String> {
+pub fn paid(host: &dyn Host, order_slug: &str, payment: &Payment) -> Result<Option<Order>, String> {
     let key = ids::order_key(order_slug);
     let Some((order, _)) = records::load::<Order>(host, &key)? else {
         return Ok(None);
@@ -27,7 +26,7 @@ pub fn paid(host: &dyn Host, cfg: &Config, order_slug: &str, payment: &Payment) 
         refund_if_double(host, &order, payment);
         return Ok(Some(order));
     }
-    let outcomes = recurring::create_profiles(host, cfg, &order, payment)?;
+    let outcomes = recurring::create_profiles(host, &order, payment)?;
     let now = host.now();
     let (order, wrote) = records::update(host, &key, |current: Option<Order>| {
         let mut order = current.ok_or_else(|| format!("order `{order_slug}` vanished while being paid"))?;
