@@ -321,3 +321,18 @@ impl Drop for TestHost {
         }
     }
 }
+
+/// Runs `payhost check` on `config` (written to a temp dir) with `env`; returns
+/// (success, combined output).
+pub fn check_config(config: &str, env: &[(&str, &str)]) -> (bool, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, config).expect("write config");
+    let mut cmd = Command::new(payhost_binary());
+    cmd.arg("check").arg("--config").arg(&path).env("PAYHOST_LOG", "warn");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run payhost check");
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}

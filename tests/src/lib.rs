@@ -7,4 +7,4 @@ pub mod host;
 pub mod sim;
 
 pub use build::{payhost_binary, plugin_wasm};
-pub use host::{HostBuilder, TestHost};
+pub use host::{check_config, HostBuilder, TestHost};

@@ -50,7 +50,7 @@ pub async fn handle(ledger: &Ledger, method: &Method, rest: &[&str], query: &str
     let m = method;
     match tail {
         [] if m == Method::GET => match ledger.get_account(&id).await {
-            Ok(Some(account)) => (StatusCode::OK, json!({ "account": account })),
+            Ok(Some(account)) => (StatusCode::OK, json!(account)),
             Ok(None) => failure(LedgerError::UnknownAccount(id)),
             Err(e) => failure(e),
         },

@@ -19,12 +19,12 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 /// Opens (and migrates) the storage a URL names: `postgres://…` / `postgresql://…`,
-/// `sqlite://path`, `sqlite:path`, a bare file path, or `sqlite::memory:` (one private
-/// in-memory database, for tests).
+/// `sqlite://path`, `sqlite:path`, a bare file path, or `sqlite::memory:` /
+/// `sqlite://:memory:` (one private in-memory database, for tests and config checks).
 pub async fn open(url: &str) -> anyhow::Result<Arc<dyn Storage>> {
     let storage: Arc<dyn Storage> = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Arc::new(postgres::PostgresStorage::connect(url).await?)
-    } else if url == "sqlite::memory:" {
+    } else if matches!(url, "sqlite::memory:" | "sqlite://:memory:" | ":memory:") {
         Arc::new(sqlite::SqliteStorage::open_in_memory()?)
     } else {
         let path = url

@@ -46,7 +46,7 @@ pub struct Config {
 impl Config {
     /// Reads the instance settings.
     pub fn load() -> Result<Self, String> {
-        Self::from_lookup(|name| payhost_sdk::settings::get(name))
+        Self::from_lookup(payhost_sdk::settings::get)
     }
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {

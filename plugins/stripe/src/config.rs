@@ -22,7 +22,7 @@ pub struct Config {
 impl Config {
     /// Reads the instance's settings through the host.
     pub fn load() -> Result<Config, Error> {
-        Self::from_lookup(|name| payhost_sdk::settings::get(name)).map_err(Error::Other)
+        Self::from_lookup(payhost_sdk::settings::get).map_err(Error::Other)
     }
 
     /// The checks, with settings from anywhere (tests pass a closure).

@@ -13,7 +13,22 @@
 //! `stripe_webhook_secret` (the endpoint's `whsec_...`, used only inside host HMAC).
 //! `describe` lists no hosts because operators point `api_base_url` elsewhere in tests;
 //! `allowed_hosts` must include the API host (`api.stripe.com` in production).
-//! The webhook endpoint to register with Stripe is any path under the instance's mount.
+//! The webhook endpoint to register with Stripe is any path under the instance's mount
+//! (e.g. `https://pay.example.com/stripe/webhook`), subscribed to
+//! `checkout.session.completed`, `checkout.session.async_payment_succeeded`,
+//! `checkout.session.async_payment_failed`, `checkout.session.expired`,
+//! `payment_intent.succeeded` and `payment_intent.payment_failed`.
+//!
+//! ```toml
+//! [[plugins]]
+//! name = "stripe"
+//! component = "plugins/payhost_plugin_stripe.wasm"
+//! mount = "/stripe"
+//! allowed_hosts = ["api.stripe.com"]
+//! [plugins.secrets]
+//! stripe_secret_key = { env = "STRIPE_SECRET_KEY" }
+//! stripe_webhook_secret = { env = "STRIPE_WEBHOOK_SECRET" }
+//! ```
 //!
 //! A saved card is the token `cus_...:pm_...` (Stripe customer and payment method).
 

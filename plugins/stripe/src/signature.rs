@@ -127,7 +127,7 @@ mod tests {
         assert!(parse_header("t=12,v0=abcd").unwrap_err().contains("no v1"));
         assert!(parse_header("t=soon,v1=abcd").unwrap_err().contains("not an integer"));
         assert!(parse_header("").is_err());
-        let many = format!("t=1,{}", vec!["v1=00"; 9].join(","));
+        let many = format!("t=1,{}", ["v1=00"; 9].join(","));
         assert!(parse_header(&many).unwrap_err().contains("too many"));
     }
 

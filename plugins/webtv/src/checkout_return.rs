@@ -49,7 +49,7 @@ pub fn handle(host: &dyn Host, cfg: &Config, params: &Params, request_id: &str) 
         return Ok(pages::error(404, "Unknown order", "No payment is known for this link.", request_id));
     };
     let cancel = params.get("cancel") == Some("1");
-    let order = refresh(host, cfg, order, cancel)?;
+    let order = refresh(host, order, cancel)?;
     if let Some(redirect) = outcome::for_order(host, cfg, &order)? {
         return Ok(redirect);
     }
@@ -66,7 +66,7 @@ pub fn handle(host: &dyn Host, cfg: &Config, params: &Params, request_id: &str) 
 }
 
 /// Asks the payment system about a checkout the event has not settled yet.
-fn refresh(host: &dyn Host, cfg: &Config, order: Order, cancel: bool) -> Result<Order, String> {
+fn refresh(host: &dyn Host, order: Order, cancel: bool) -> Result<Order, String> {
     let OrderState::Checkout { checkout_id, .. } = &order.state else {
         return Ok(order);
     };

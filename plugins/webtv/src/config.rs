@@ -13,8 +13,7 @@ pub const DEFAULT_RETRY_AFTER_SECONDS: i64 = 86_400;
 pub const SETTINGS: &[(&str, bool, &str)] = &[
     ("webtv_base_url", true, "Base URL of the WebTV the buyer returns to, e.g. https://tv.example.com"),
     ("payment_method", false, "`balance` (the buyer's ledger account, the default) or a payment-system instance name"),
-    ("hosted_checkout", false, "`true` to send the buyer to the payment system's page (default: false for `balance`, true otherwise)"),
-    ("public_url", false, "Public URL of this mount (e.g. https://pay.example.com/webtv); needed for hosted checkout"),
+    ("public_url", false, "Public URL of this mount (e.g. https://pay.example.com/webtv); needed with a payment system, for the buyer's way back"),
     ("currency", false, "Comma-separated currency codes accepted (default: any, passed through from currency_code)"),
     ("account_prefix", false, "Prefix before the WebTV id_user to form the ledger account / customer id"),
     ("max_failures", false, "Consecutive failed recurring charges before a profile is suspended (default 3)"),
@@ -27,7 +26,8 @@ pub struct Config {
     pub base_url: String,
     /// Payment-system instance that takes the one-time payment.
     pub system: String,
-    /// Send the buyer to the system's hosted page (else charge right away).
+    /// Send the buyer to the system's hosted page; only `balance` is charged right away
+    /// (it has no page, and any other system needs the buyer to enter a card).
     pub hosted: bool,
     /// Without a trailing `/`.
     pub public_url: Option<String>,
@@ -49,26 +49,13 @@ impl Config {
         let base_url = get("webtv_base_url").ok_or("setting `webtv_base_url` is not configured")?;
         let base_url = absolute_url("webtv_base_url", &base_url)?;
         let system = get("payment_method").unwrap_or_else(|| BALANCE.to_string());
-        let hosted = match get("hosted_checkout").as_deref() {
-            None => system != BALANCE,
-            Some("true") => true,
-            Some("false") => false,
-            Some(other) => {
-                return Err(format!("setting `hosted_checkout` must be true or false, not `{other}`"))
-            }
-        };
-        if !hosted && system != BALANCE {
-            return Err(format!(
-                "payment_method `{system}` needs hosted_checkout: only `balance` can be charged without the buyer"
-            ));
-        }
+        let hosted = system != BALANCE;
         let public_url = get("public_url")
             .map(|url| absolute_url("public_url", &url))
             .transpose()?;
         if hosted && public_url.is_none() {
             return Err(
-                "hosted checkout needs setting `public_url` (this mount's public URL) for the buyer's way back"
-                    .to_string(),
+                format!("payment_method `{system}` needs setting `public_url` (this mount's public URL) for the buyer's way back")
             );
         }
         let currencies = get("currency")
@@ -147,11 +134,11 @@ mod tests {
     }
 
     #[test]
-    fn hosted_checkout_needs_a_public_url() {
+    fn a_payment_system_needs_a_public_url() {
         let e = config(&[("webtv_base_url", "https://x"), ("payment_method", "stripe")]).unwrap_err();
         assert!(e.contains("public_url"), "{e}");
-        let c = config(&[("webtv_base_url", "https://x"), ("hosted_checkout", "true"), ("public_url", "http://h/w")]);
-        assert!(c.unwrap().hosted);
+        let e = config(&[("webtv_base_url", "https://x"), ("public_url", "/webtv")]).unwrap_err();
+        assert!(e.contains("absolute"), "{e}");
     }
 
     #[test]
@@ -179,10 +166,7 @@ mod tests {
         assert!(config(&[("webtv_base_url", "tv.example.com")]).unwrap_err().contains("absolute"));
         let e = config(&[("webtv_base_url", "https://x"), ("max_failures", "0")]).unwrap_err();
         assert!(e.contains("max_failures"), "{e}");
-        let e = config(&[("webtv_base_url", "https://x"), ("payment_method", "stripe"), ("hosted_checkout", "false")])
-            .unwrap_err();
-        assert!(e.contains("hosted_checkout"), "{e}");
-        let e = config(&[("webtv_base_url", "https://x"), ("hosted_checkout", "yes")]).unwrap_err();
-        assert!(e.contains("true or false"), "{e}");
+        let e = config(&[("webtv_base_url", "https://x"), ("retry_after_seconds", "soon")]).unwrap_err();
+        assert!(e.contains("retry_after_seconds"), "{e}");
     }
 }

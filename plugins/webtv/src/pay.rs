@@ -12,7 +12,7 @@
 
 use crate::amount;
 use crate::checkout_return;
-use crate::config::{Config, BALANCE};
+use crate::config::Config;
 use crate::host::Host;
 use crate::ids;
 use crate::items;
@@ -94,8 +94,7 @@ struct Draft<'a> {
 
 impl Draft<'_> {
     fn attempt(&self, cfg: &Config, attempt: u32) -> Order {
-        // Nothing to charge and nothing to save a card for: no payment page needed.
-        let direct = !cfg.hosted || (self.amount.is_zero() && cfg.system == BALANCE);
+        let direct = !cfg.hosted;
         Order {
             id_gateway: self.req.id_gateway.clone(),
             id_order: self.req.id_order.clone(),

@@ -263,12 +263,15 @@ impl Host for FakeHost {
         let result = match system {
             "balance" => {
                 let amount = Decimal::from_str(&req.amount).map_err(|e| PayError::Rejected(e.to_string()))?;
+                // Like the host's built-in method: refusals are failed events, not errors.
                 let mut balances = self.balances.borrow_mut();
                 let Some(balance) = balances.get_mut(&req.customer) else {
-                    return Err(PayError::Rejected(format!("unknown account {}", req.customer)));
+                    let message = format!("no ledger account `{}`", req.customer);
+                    return Ok(event(PaymentStatus::Failed, String::new(), Some(message)));
                 };
                 if *balance < amount {
-                    return Err(PayError::InsufficientFunds(format!("balance {balance}, requested {amount}")));
+                    let message = format!("insufficient funds: balance {balance} {}", req.currency);
+                    return Ok(event(PaymentStatus::Failed, String::new(), Some(message)));
                 }
                 *balance -= amount;
                 event(PaymentStatus::Succeeded, self.next_id("ltx_"), None)

@@ -6,3 +6,4 @@ pub mod http;
 pub mod netflix;
 pub mod platform24;
 pub mod stripe;
+pub mod webtv;

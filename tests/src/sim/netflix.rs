@@ -352,7 +352,7 @@ fn token(state: &mut State, req: &SimRequest) -> SimResponse {
         Some("PartnerChargeCountry must be a country code".into())
     } else if text("TokenErrorURL").is_empty() {
         Some("TokenErrorURL is required".into())
-    } else if !body["ValidityDurationInSeconds"].as_u64().is_some_and(|v| v > 0) {
+    } else if body["ValidityDurationInSeconds"].as_u64().unwrap_or(0) == 0 {
         Some("ValidityDurationInSeconds must be a positive integer".into())
     } else if kind == "Promo" && !state.promotions.contains(&text("PromotionID")) {
         Some(format!("Unknown PromotionID `{}`", text("PromotionID")))

@@ -1,6 +1,8 @@
 //! A plugin that misbehaves on purpose, so the host's fault isolation can be tested
 //! with a real component: `GET /loop` never returns, `GET /alloc` grows memory without
-//! bound, `GET /trap` panics; `GET /` answers normally, naming itself.
+//! bound, `GET /trap` panics; `GET /` answers normally, naming itself. `GET /env` and
+//! `GET /file` show what the sandbox lets a plugin see of the host (nothing). It asks
+//! for a secret and a host in `describe`, so config checks have something to refuse.
 
 use payhost_sdk::payments::PaymentEvent;
 use payhost_sdk::types::PluginInfo;
@@ -15,8 +17,8 @@ impl payhost_sdk::Plugin for Faulty {
             name: "faulty".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             description: "misbehaves on request (tests only)".into(),
-            secrets: vec![],
-            hosts: vec![],
+            secrets: vec!["probe_key".into()],
+            hosts: vec!["probe.invalid".into()],
             settings: vec![],
         }
     }
@@ -40,6 +42,17 @@ impl payhost_sdk::Plugin for Faulty {
             }
             "/trap" => panic!("deliberate trap"),
             "/error" => Err("deliberate plugin error".into()),
+            "/env" => {
+                let vars: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
+                Ok(Response::json(200, &json!({ "vars": vars, "args": std::env::args().count() })))
+            }
+            "/file" => {
+                let outcome = match std::fs::read("/etc/hostname") {
+                    Ok(_) => "read".to_string(),
+                    Err(e) => format!("refused: {e}"),
+                };
+                Ok(Response::json(200, &json!({ "outcome": outcome })))
+            }
             _ => Ok(Response::not_found()),
         }
     }
