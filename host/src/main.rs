@@ -30,6 +30,56 @@ enum Command {
         #[arg(long, default_value = "config.toml")]
         config: PathBuf,
     },
+    /// Measure dispatch cost, HTTP throughput, swap latency and ledger throughput.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
+}
+
+const TEMPLATE_WASM: &str = "target/wasm32-wasip2/plugin/payhost_plugin_template.wasm";
+const OTHER_WASM: &str = "target/wasm32-wasip2/plugin/payhost_plugin_faulty.wasm";
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Per-request dispatch of the template plugin: fresh store, instantiate, call, drop.
+    Dispatch {
+        #[arg(long, default_value = TEMPLATE_WASM)]
+        component: PathBuf,
+        #[arg(long, default_value_t = 20_000)]
+        iterations: usize,
+    },
+    /// Requests/second of a template route vs the native /healthz route, same server.
+    Http {
+        #[arg(long, default_value = TEMPLATE_WASM)]
+        component: PathBuf,
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
+    /// Reload-to-serving time and latency during swaps vs without.
+    Swap {
+        #[arg(long, default_value = TEMPLATE_WASM)]
+        component: PathBuf,
+        #[arg(long, default_value = OTHER_WASM)]
+        other: PathBuf,
+        #[arg(long, default_value_t = 16)]
+        connections: usize,
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
+    /// Ledger debits/second with concurrent clients on a storage URL.
+    Ledger {
+        #[arg(long, default_value = "sqlite://data/bench-ledger.db")]
+        storage: String,
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
+    /// Every benchmark above with its defaults (PostgreSQL too when reachable).
+    All,
 }
 
 fn main() -> ExitCode {
@@ -47,6 +97,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve { config, ready_file, .. } => serve(config, ready_file).await,
             Command::Check { config } => check(config).await,
+            Command::Bench { what } => bench(what).await,
         }
     });
     match result {
@@ -101,5 +152,35 @@ async fn check(config_path: PathBuf) -> anyhow::Result<()> {
     let config = payhost::config::Config::load(&config_path)?;
     let summary = payhost::app::check(&config).await?;
     println!("{summary}");
+    Ok(())
+}
+
+async fn bench(what: BenchCommand) -> anyhow::Result<()> {
+    use payhost::bench;
+    match what {
+        BenchCommand::Dispatch { component, iterations } => println!("{}", bench::dispatch(&component, iterations).await?),
+        BenchCommand::Http { component, connections, seconds } => println!("{}", bench::http(&component, connections, seconds).await?),
+        BenchCommand::Swap { component, other, connections, seconds } => {
+            println!("{}", bench::swap(&component, &other, connections, seconds).await?)
+        }
+        BenchCommand::Ledger { storage, clients, seconds } => {
+            let report = payhost::ledger_bench::bench_ledger(&storage, clients, std::time::Duration::from_secs(seconds)).await?;
+            println!("{report}");
+        }
+        BenchCommand::All => {
+            let template = PathBuf::from(TEMPLATE_WASM);
+            println!("{}", bench::dispatch(&template, 20_000).await?);
+            println!("{}", bench::http(&template, 32, 5).await?);
+            println!("{}", bench::swap(&template, &PathBuf::from(OTHER_WASM), 16, 5).await?);
+            std::fs::create_dir_all("data")?;
+            let sqlite = payhost::ledger_bench::bench_ledger("sqlite://data/bench-ledger.db", 8, std::time::Duration::from_secs(5)).await?;
+            println!("{sqlite}");
+            let pg = std::env::var("PAYHOST_BENCH_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+            match payhost::ledger_bench::bench_ledger(&pg, 8, std::time::Duration::from_secs(5)).await {
+                Ok(report) => println!("{report}"),
+                Err(e) => println!("ledger on PostgreSQL skipped: {e:#}"),
+            }
+        }
+    }
     Ok(())
 }

@@ -58,6 +58,10 @@ pub async fn serve_public(
 async fn handle(runtime: Arc<Runtime>, req: Request<Incoming>, remote: SocketAddr) -> Response<Body> {
     let request_id = runtime.next_request_id();
     let path = req.uri().path().to_string();
+    if path == "/healthz" {
+        // Native liveness route for load balancers (and the benchmark's baseline).
+        return crate::http_util::json_response(StatusCode::OK, &serde_json::json!({ "status": "ok" }));
+    }
     let table = runtime.registry.table();
     let Some((slot, rest)) = table.route(&path) else {
         return error_response(StatusCode::NOT_FOUND, "no plugin is mounted at this path", &request_id);

@@ -25,6 +25,11 @@ pub async fn handle(runtime: &Runtime, instance: &LoadedInstance, request: types
             tracing::warn!(system = %system, request = %request_id, reason = %why, "webhook refused: bad signature");
             return Ok(json(400, "webhook signature verification failed"));
         }
+        Err(PaymentError::Unavailable(why)) => {
+            // The payment system retries a 5xx: right when the plugin could not reach it.
+            tracing::warn!(system = %system, request = %request_id, reason = %why, "webhook not processed: payment system unavailable");
+            return Ok(json(503, "webhook could not be processed now; retry later"));
+        }
         Err(other) => {
             tracing::warn!(system = %system, request = %request_id, error = ?other, "webhook refused");
             return Ok(json(400, "webhook could not be processed"));

@@ -40,12 +40,14 @@ impl Host for PluginState {
             return charge_balance(&ctx, req).await;
         }
         register(&ctx, &system, &req.reference).await?;
-        runtime(&ctx)?
+        let event = runtime(&ctx)?
             .call_processor(&system, &request_id, move |store, ps| {
                 Box::pin(async move { ps.payhost_gateway_processor().call_charge(store, &req).await })
             })
             .await
-            .map_err(|f| unavailable(&system, f))?
+            .map_err(|f| unavailable(&system, f))?;
+        // The plugin cannot know the instance name it runs under; the host does.
+        event.map(|e| PaymentEvent { system: system.clone(), ..e })
     }
 
     async fn lookup(&mut self, system: String, external_id: String) -> Result<PaymentEvent, Error> {
@@ -54,12 +56,13 @@ impl Host for PluginState {
         if system == BALANCE {
             return Err(Error::NotFound("balance payments are final at charge time; nothing to look up".into()));
         }
-        runtime(&ctx)?
+        let event = runtime(&ctx)?
             .call_processor(&system, &request_id, move |store, ps| {
                 Box::pin(async move { ps.payhost_gateway_processor().call_lookup_payment(store, &external_id).await })
             })
             .await
-            .map_err(|f| unavailable(&system, f))?
+            .map_err(|f| unavailable(&system, f))?;
+        event.map(|e| PaymentEvent { system: system.clone(), ..e })
     }
 
     async fn refund(&mut self, system: String, external_id: String, amount: Option<String>) -> Result<RefundResult, Error> {
@@ -99,6 +102,17 @@ fn check_granted(ctx: &InstanceContext, system: &str) -> Result<(), Error> {
     async fn register(ctx: &InstanceContext, system: &str, reference: &str) -> Result<(), Error> {
         if reference.is_empty() || reference.len() > 200 {
             return Err(Error::Rejected("reference must be 1..=200 bytes".into()));
+        }
+        let owner = ctx
+            .services
+            .storage
+            .checkout_provider(system, reference)
+            .await
+            .map_err(|e| Error::Other(format!("could not look the reference up: {e}")))?;
+        if let Some(owner) = owner.filter(|o| *o != ctx.name) {
+            // One payment-system instance routes events by reference: a reference
+            // another provider already used would send its events to the wrong place.
+            return Err(Error::Rejected(format!("reference `{reference}` is already used by instance `{owner}` on `{system}`")));
         }
         let now = ctx.services.clock.now_millis();
         ctx.services

@@ -73,4 +73,6 @@ impl payhost_sdk::Events for NetflixPlugin {
     }
 }
 
+// Components export on wasm only; native builds run the unit tests.
+#[cfg(target_arch = "wasm32")]
 payhost_sdk::export_provider!(NetflixPlugin);

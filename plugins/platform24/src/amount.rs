@@ -28,7 +28,7 @@ impl Amount {
             None => (text, None),
         };
         let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-        if !digits(int) || !frac.map_or(true, digits) {
+        if !digits(int) || !frac.is_none_or(digits) {
             return Err(format!("сумма «{text}» не является десятичным числом"));
         }
         let zero = text.bytes().all(|b| b == b'0' || b == b'.');
@@ -55,7 +55,7 @@ pub fn is_json_decimal(text: &str) -> bool {
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     digits(int)
         && (int == "0" || !int.starts_with('0'))
-        && frac.map_or(true, digits)
+        && frac.is_none_or(digits)
 }
 
 #[cfg(test)]

@@ -52,7 +52,7 @@ pub fn specs() -> Vec<SettingSpec> {
 impl Config {
     /// Reads the instance's settings through the host.
     pub fn load() -> Result<Self, String> {
-        Self::from_lookup(|name| payhost_sdk::settings::get(name))
+        Self::from_lookup(payhost_sdk::settings::get)
     }
 
     /// Builds the config from any name -> value lookup (empty values count as unset).

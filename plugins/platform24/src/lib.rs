@@ -102,6 +102,8 @@ impl payhost_sdk::Events for Platform24 {
     }
 }
 
+// Components export on wasm only; native builds run the unit tests.
+#[cfg(target_arch = "wasm32")]
 payhost_sdk::export_provider!(Platform24);
 
 #[cfg(test)]

@@ -85,4 +85,6 @@ impl Guest for Stripe {
     }
 }
 
+// Components export on wasm only; native builds run the unit tests.
+#[cfg(target_arch = "wasm32")]
 payhost_sdk::export_payment_system!(Stripe);

@@ -259,4 +259,6 @@ fn money(op: &str, req: &Request) -> Result<Response, String> {
     })
 }
 
+// Components export on wasm only; native builds run the unit tests.
+#[cfg(target_arch = "wasm32")]
 payhost_sdk::export_provider!(Template);

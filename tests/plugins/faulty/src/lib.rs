@@ -68,4 +68,6 @@ impl payhost_sdk::Events for Faulty {
     }
 }
 
+// Components export on wasm only; native builds run the unit tests.
+#[cfg(target_arch = "wasm32")]
 payhost_sdk::export_provider!(Faulty);

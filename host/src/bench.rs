@@ -1,0 +1,232 @@
+//! `payhost bench`: the numbers the README quotes, measured on this machine.
+//!
+//! - `dispatch`: per-request plugin dispatch (fresh store, instantiate, call, drop) of
+//!   the template plugin, median and p99, with no HTTP in the way.
+//! - `http`: requests/second of a template route and of the native `/healthz` route of
+//!   the same server in the same run, over loopback keep-alive connections.
+//! - `swap`: time from a reload call to the new version serving (compiled vs cached),
+//!   and request latency percentiles while versions are swapped vs. without swaps.
+//! - `ledger`: debits/second on a storage backend with concurrent clients.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+
+use crate::capabilities::bindings::types::Request;
+
+/// A scratch directory with a config serving the template (and optionally the
+/// faulty plugin, for a second version in swap runs).
+struct Scratch {
+    dir: PathBuf,
+    config: PathBuf,
+}
+
+impl Scratch {
+    fn new(template: &Path) -> Result<Self> {
+        let dir = std::env::temp_dir().join(format!("payhost-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let config = dir.join("config.toml");
+        let component = dir.join("template.wasm");
+        std::fs::copy(template, &component).with_context(|| format!("copy {}", template.display()))?;
+        std::fs::write(
+            &config,
+            format!(
+                "listen = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken_env = \"PAYHOST_BENCH_NO_ADMIN\"\n\
+                 [storage]\nurl = \"sqlite://{}\"\n[runtime]\ncache_dir = \"{}\"\n\
+                 [[plugins]]\nname = \"template\"\ncomponent = \"{}\"\nmount = \"/template\"\n",
+                dir.join("bench.db").display(),
+                dir.join("cache").display(),
+                component.display()
+            ),
+        )?;
+        Ok(Self { dir, config })
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[idx]
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// Median and p99 of `iterations` sequential dispatches of `GET /template/`.
+pub async fn dispatch(template: &Path, iterations: usize) -> Result<String> {
+    let scratch = Scratch::new(template)?;
+    let running = crate::app::start(&scratch.config).await?;
+    let runtime = running.app.runtime.clone();
+    let instance = runtime.current("template").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let request = |id: usize| Request {
+        id: format!("bench-{id}"),
+        method: "GET".into(),
+        path: "/".into(),
+        query: String::new(),
+        headers: vec![],
+        body: vec![],
+        remote_addr: "127.0.0.1:1".into(),
+    };
+    // Warm up: page in the pool slots and the code.
+    for i in 0..1000 {
+        runtime.call_handle(&instance, request(i)).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let mut samples = Vec::with_capacity(iterations);
+    for i in 0..iterations {
+        let req = request(i);
+        let started = Instant::now();
+        let resp = runtime.call_handle(&instance, req).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        samples.push(started.elapsed());
+        debug_assert_eq!(resp.status, 200);
+    }
+    samples.sort();
+    running.shutdown().await;
+    Ok(format!(
+        "dispatch (fresh store + instantiate + call handle + drop), {iterations} calls: median {:.1} us, p99 {:.1} us, max {:.1} us",
+        us(percentile(&samples, 0.5)),
+        us(percentile(&samples, 0.99)),
+        us(*samples.last().unwrap_or(&Duration::ZERO)),
+    ))
+}
+
+/// Keep-alive GET load from `connections` connections for `duration`; returns
+/// (requests, failures, latencies).
+pub async fn load(addr: std::net::SocketAddr, path: &str, connections: usize, duration: Duration) -> (u64, u64, Vec<Duration>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let (stop, ok, failed, path) = (stop.clone(), ok.clone(), failed.clone(), path.to_string());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let Ok(stream) = tokio::net::TcpStream::connect(addr).await else {
+                failed.fetch_add(1, Ordering::Relaxed);
+                return latencies;
+            };
+            let _ = stream.set_nodelay(true);
+            let Ok((mut sender, conn)) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await else {
+                failed.fetch_add(1, Ordering::Relaxed);
+                return latencies;
+            };
+            tokio::spawn(conn);
+            while !stop.load(Ordering::Relaxed) {
+                let req = hyper::Request::get(&path).header("host", "bench").body(Empty::<Bytes>::new()).expect("request");
+                let started = Instant::now();
+                match sender.send_request(req).await {
+                    Ok(resp) if resp.status().is_success() => {
+                        let _ = resp.into_body().collect().await;
+                        latencies.push(started.elapsed());
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            latencies
+        }));
+    }
+    tokio::time::sleep(duration).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies = Vec::new();
+    for t in tasks {
+        if let Ok(l) = t.await {
+            latencies.extend(l);
+        }
+    }
+    latencies.sort();
+    (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed), latencies)
+}
+
+/// Template route vs the native `/healthz` route of the same server, same run.
+pub async fn http(template: &Path, connections: usize, seconds: u64) -> Result<String> {
+    let scratch = Scratch::new(template)?;
+    let running = crate::app::start(&scratch.config).await?;
+    let addr = running.bound.listen;
+    let duration = Duration::from_secs(seconds);
+    let _ = load(addr, "/healthz", connections, Duration::from_secs(1)).await;
+    let (native, native_failed, native_lat) = load(addr, "/healthz", connections, duration).await;
+    let _ = load(addr, "/template/", connections, Duration::from_secs(1)).await;
+    let (plugin, plugin_failed, plugin_lat) = load(addr, "/template/", connections, duration).await;
+    running.shutdown().await;
+    let rate = |n: u64| n as f64 / duration.as_secs_f64();
+    Ok(format!(
+        "http, {connections} keep-alive connections, {seconds}s each:\n  native /healthz: {:.0} req/s (p50 {:.0} us, p99 {:.0} us, {native_failed} failed)\n  template GET /template/: {:.0} req/s (p50 {:.0} us, p99 {:.0} us, {plugin_failed} failed)\n  ratio template/native: {:.2}",
+        rate(native),
+        us(percentile(&native_lat, 0.5)),
+        us(percentile(&native_lat, 0.99)),
+        rate(plugin),
+        us(percentile(&plugin_lat, 0.5)),
+        us(percentile(&plugin_lat, 0.99)),
+        rate(plugin) / rate(native).max(1.0),
+    ))
+}
+
+/// Reload latency (compiled and cached) and request latency during swaps vs. without.
+pub async fn swap(template: &Path, other: &Path, connections: usize, seconds: u64) -> Result<String> {
+    let scratch = Scratch::new(template)?;
+    // A fresh cache, so the first load of each file compiles.
+    let running = crate::app::start(&scratch.config).await?;
+    let app = running.app.clone();
+    let addr = running.bound.listen;
+    let other_copy = scratch.dir.join("other.wasm");
+    std::fs::copy(other, &other_copy)?;
+
+    let started = Instant::now();
+    app.reload_instance("template", Some(other_copy.clone()), "bench").await?;
+    let uncached = started.elapsed();
+    let started = Instant::now();
+    app.reload_instance("template", Some(scratch.dir.join("template.wasm")), "bench").await?;
+    let cached = started.elapsed();
+
+    let duration = Duration::from_secs(seconds);
+    let (quiet, quiet_failed, quiet_lat) = load(addr, "/template/", connections, duration).await;
+    let swapper = {
+        let app = app.clone();
+        let files = [other_copy, scratch.dir.join("template.wasm")];
+        tokio::spawn(async move {
+            let mut swaps = 0u32;
+            let until = Instant::now() + duration;
+            while Instant::now() < until {
+                let file = files[swaps as usize % 2].clone();
+                if app.reload_instance("template", Some(file), "bench").await.is_ok() {
+                    swaps += 1;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            swaps
+        })
+    };
+    let (busy, busy_failed, busy_lat) = load(addr, "/template/", connections, duration).await;
+    let swaps = swapper.await.unwrap_or(0);
+    running.shutdown().await;
+    Ok(format!(
+        "swap: reload to serving, compiled {:.1} ms, from cache {:.1} ms\n  without swaps: {:.0} req/s, p50 {:.0} us, p99 {:.0} us, max {:.1} ms, {quiet_failed} failed\n  with {swaps} swaps: {:.0} req/s, p50 {:.0} us, p99 {:.0} us, max {:.1} ms, {busy_failed} failed",
+        uncached.as_secs_f64() * 1000.0,
+        cached.as_secs_f64() * 1000.0,
+        quiet as f64 / duration.as_secs_f64(),
+        us(percentile(&quiet_lat, 0.5)),
+        us(percentile(&quiet_lat, 0.99)),
+        quiet_lat.last().copied().unwrap_or_default().as_secs_f64() * 1000.0,
+        busy as f64 / duration.as_secs_f64(),
+        us(percentile(&busy_lat, 0.5)),
+        us(percentile(&busy_lat, 0.99)),
+        busy_lat.last().copied().unwrap_or_default().as_secs_f64() * 1000.0,
+    ))
+}

@@ -1,0 +1,769 @@
+//! One suite for both storage backends: every test below is written once, against
+//! `Arc<dyn Storage>` / `Ledger` / `JobWorker`, and runs as `sqlite::name` (temp file)
+//! and `postgres::name` (fresh schema; skipped with a notice when PostgreSQL is not
+//! reachable). "Two hosts" are two storage handles on the same database.
+
+mod support;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use payhost::clock::HostClock;
+use payhost::jobs::{ExportCaller, JobConfig, JobWorker};
+use payhost::ledger::{DebitLine, Entry, Ledger, LedgerError};
+use payhost::money;
+use payhost::storage::{DeliveryRequest, EntryKind, JobState, Lease, NewPaymentEvent, PaymentEventRow, Storage};
+use support::http_sink::Sink;
+use support::{eventually, TestDb};
+
+on_both_backends!(
+    kv_get_set_delete_cas_and_list_paging,
+    concurrent_debits_never_overdraw,
+    idempotent_replays_move_money_once,
+    debit_many_is_all_or_nothing,
+    amounts_currencies_and_accounts_are_validated,
+    overdraft_is_the_floor_for_debits,
+    a_transaction_is_reversed_once,
+    timers_upsert_replace_and_two_hosts_never_claim_one_twice,
+    deliveries_enqueue_once_claim_once_and_fail_after_max_attempts,
+    events_ingest_once_claim_once_and_fail_after_max_attempts,
+    job_worker_retries_until_success_on_the_host_clock,
+    two_hosts_run_each_job_exactly_once,
+);
+
+// ---------------------------------------------------------------- helpers
+
+async fn ledger(db: &TestDb) -> Arc<Ledger> {
+    Arc::new(Ledger::new(db.open().await, HostClock::system()))
+}
+
+/// Signed decimal string to minor units (RUB).
+fn minor(text: &str) -> i64 {
+    match text.strip_prefix('-') {
+        Some(abs) => -money::parse_amount(abs, "RUB").unwrap(),
+        None => money::parse_amount(text, "RUB").unwrap(),
+    }
+}
+
+async fn balance(ledger: &Ledger, id: &str) -> String {
+    ledger.get_account(id).await.unwrap().expect("account exists").balance
+}
+
+fn line(account: &str, amount: &str) -> DebitLine {
+    DebitLine { account: account.into(), amount: amount.into(), reference: format!("line {account}") }
+}
+
+fn lease(owner: &str, until: i64) -> Lease {
+    Lease { owner: owner.into(), until }
+}
+
+fn delivery(url: String, max_attempts: u32) -> DeliveryRequest {
+    DeliveryRequest {
+        method: "POST".into(),
+        url,
+        headers: vec![("Content-Type".into(), "application/json".into()), ("X-Signature".into(), "sig-123".into())],
+        body: br#"{"paid":true}"#.to_vec(),
+        max_attempts,
+    }
+}
+
+fn payment_event(external_id: &str, status: &str) -> NewPaymentEvent {
+    NewPaymentEvent {
+        system: "stripe".into(),
+        reference: format!("order-{external_id}"),
+        status: status.into(),
+        amount: "300.00".into(),
+        currency: "RUB".into(),
+        external_id: external_id.into(),
+        saved_method: None,
+        message: None,
+    }
+}
+
+fn test_job_config(batch: u32) -> JobConfig {
+    JobConfig {
+        poll_interval: Duration::from_millis(20),
+        lease_seconds: 300,
+        batch,
+        backoff_base: Duration::from_secs(60),
+        backoff_max: Duration::from_secs(600),
+        default_max_attempts: 5,
+        delivery_timeout: Duration::from_secs(10),
+    }
+}
+
+fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder().build().expect("http client")
+}
+
+/// Claims with `claim` in a loop until nothing is left, on two handles at once; returns
+/// what each handle got.
+async fn drain_from_two_hosts<T, F, Fut>(s1: Arc<dyn Storage>, s2: Arc<dyn Storage>, claim: F) -> (Vec<T>, Vec<T>)
+where
+    T: Send + 'static,
+    F: Fn(Arc<dyn Storage>, String) -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = Vec<T>> + Send,
+{
+    let run = |s: Arc<dyn Storage>, owner: &str| {
+        let (claim, owner) = (claim.clone(), owner.to_string());
+        tokio::spawn(async move {
+            let mut got = Vec::new();
+            loop {
+                let batch = claim(s.clone(), owner.clone()).await;
+                if batch.is_empty() {
+                    return got;
+                }
+                got.extend(batch);
+            }
+        })
+    };
+    let (a, b) = (run(s1, "host-a"), run(s2, "host-b"));
+    (a.await.unwrap(), b.await.unwrap())
+}
+
+/// Counts export calls; names and external ids starting with `flaky` fail the first time.
+#[derive(Default)]
+struct FakeCaller {
+    timers: Mutex<HashMap<String, usize>>,
+    events: Mutex<HashMap<String, usize>>,
+}
+
+impl FakeCaller {
+    fn timer_calls(&self, instance: &str, name: &str) -> usize {
+        self.timers.lock().unwrap().get(&format!("{instance}/{name}")).copied().unwrap_or(0)
+    }
+
+    fn event_calls(&self, external_id: &str) -> usize {
+        self.events.lock().unwrap().get(external_id).copied().unwrap_or(0)
+    }
+}
+
+#[async_trait::async_trait]
+impl ExportCaller for FakeCaller {
+    async fn on_timer(&self, instance: &str, name: &str, _payload: Vec<u8>) -> Result<(), String> {
+        let calls = {
+            let mut timers = self.timers.lock().unwrap();
+            let n = timers.entry(format!("{instance}/{name}")).or_default();
+            *n += 1;
+            *n
+        };
+        if name.starts_with("flaky") && calls == 1 {
+            return Err("the plugin failed this time".into());
+        }
+        Ok(())
+    }
+
+    async fn on_payment_event(&self, row: &PaymentEventRow) -> Result<(), String> {
+        let calls = {
+            let mut events = self.events.lock().unwrap();
+            let n = events.entry(row.external_id.clone()).or_default();
+            *n += 1;
+            *n
+        };
+        if row.external_id.starts_with("flaky") && calls == 1 {
+            return Err("the plugin failed this time".into());
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------- key-value
+
+async fn kv_get_set_delete_cas_and_list_paging(db: &TestDb) {
+    let s = db.open().await;
+    assert_eq!(s.kv_get("a", "k").await.unwrap(), None);
+    s.kv_set("a", "k", b"v1").await.unwrap();
+    s.kv_set("a", "k", b"v2").await.unwrap();
+    assert_eq!(s.kv_get("a", "k").await.unwrap().as_deref(), Some(&b"v2"[..]));
+    assert_eq!(s.kv_get("b", "k").await.unwrap(), None, "namespaces are separate");
+
+    assert!(!s.kv_cas("a", "k", Some(b"v1"), b"x").await.unwrap(), "stale expectation");
+    assert!(s.kv_cas("a", "k", Some(b"v2"), b"v3").await.unwrap());
+    assert!(!s.kv_cas("a", "k", None, b"x").await.unwrap(), "key exists");
+    assert_eq!(s.kv_get("a", "k").await.unwrap().as_deref(), Some(&b"v3"[..]));
+    assert!(s.kv_cas("a", "fresh", None, b"n").await.unwrap());
+    assert_eq!(s.kv_get("a", "fresh").await.unwrap().as_deref(), Some(&b"n"[..]));
+
+    assert!(s.kv_delete("a", "k").await.unwrap());
+    assert!(!s.kv_delete("a", "k").await.unwrap());
+    assert!(!s.kv_cas("a", "k", Some(b"v3"), b"x").await.unwrap(), "deleted key does not match");
+    assert_eq!(s.kv_get("a", "k").await.unwrap(), None);
+
+    for i in 0..25 {
+        s.kv_set("p", &format!("user:{i:02}"), b"x").await.unwrap();
+    }
+    for other in ["user", "user;", "usera", "USER:1", "other:1"] {
+        s.kv_set("p", other, b"x").await.unwrap();
+    }
+    s.kv_set("q", "user:99", b"x").await.unwrap();
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = s.kv_list("p", "user:", after.as_deref(), 10).await.unwrap();
+        assert!(page.len() <= 10);
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().cloned();
+        seen.extend(page);
+    }
+    let expected: Vec<String> = (0..25).map(|i| format!("user:{i:02}")).collect();
+    assert_eq!(seen, expected);
+    assert_eq!(s.kv_list("p", "", None, 100).await.unwrap().len(), 30);
+
+    // Byte order, not a locale's: 'B' (0x42) < 'a' (0x61) < 'é' (0xC3 0xA9).
+    for key in ["o:é", "o:a", "o:B"] {
+        s.kv_set("order", key, b"").await.unwrap();
+    }
+    assert_eq!(s.kv_list("order", "o:", None, 10).await.unwrap(), vec!["o:B", "o:a", "o:é"]);
+    assert_eq!(s.kv_list("order", "o:", Some("o:B"), 1).await.unwrap(), vec!["o:a"]);
+
+    // Compare-and-swap from two hosts at once: exactly one creator wins.
+    let s2 = db.open().await;
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let s = if i % 2 == 0 { s.clone() } else { s2.clone() };
+            tokio::spawn(async move { s.kv_cas("race", "lock", None, format!("{i}").as_bytes()).await.unwrap() })
+        })
+        .collect();
+    let mut winners = 0;
+    for t in tasks {
+        winners += usize::from(t.await.unwrap());
+    }
+    assert_eq!(winners, 1);
+}
+
+// ---------------------------------------------------------------- ledger
+
+async fn concurrent_debits_never_overdraw(db: &TestDb) {
+    // Two handles, as two hosts would debit the same subscriber.
+    let (l1, l2) = (ledger(db).await, ledger(db).await);
+    l1.open_account("sub-1", "RUB").await.unwrap();
+    l1.credit("test", "fund", "sub-1", "100.00", "RUB", "funding").await.unwrap();
+
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let l = if i % 2 == 0 { l1.clone() } else { l2.clone() };
+            tokio::spawn(async move { l.debit("test", &format!("debit-{i}"), "sub-1", "1.00", "RUB", "charge").await })
+        })
+        .collect();
+    let mut ok = Vec::new();
+    let mut refused = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(entry) => ok.push(entry),
+            Err(LedgerError::InsufficientFunds { account, balance, requested }) => {
+                assert_eq!((account.as_str(), balance.as_str(), requested.as_str()), ("sub-1", "0.00", "1.00"));
+                refused += 1;
+            }
+            Err(other) => panic!("unexpected error: {other}"),
+        }
+    }
+    assert_eq!((ok.len(), refused), (100, 100));
+    assert_eq!(balance(&l1, "sub-1").await, "0.00");
+
+    // Every successful debit saw a distinct balance: they were applied one at a time.
+    let mut afters: Vec<i64> = ok.iter().map(|e| minor(&e.balance_after)).collect();
+    afters.sort();
+    assert_eq!(afters, (0..100).map(|n| n * 100).collect::<Vec<_>>());
+
+    let history = l2.history("sub-1", 1000).await.unwrap();
+    assert_eq!(history.len(), 101);
+    assert_eq!(history.iter().map(|e| minor(&e.amount)).sum::<i64>(), 0);
+    assert_eq!(history[0].balance_after, "0.00", "newest first");
+    assert_eq!(history.last().unwrap().kind, EntryKind::Credit);
+    for pair in history.windows(2) {
+        assert_eq!(minor(&pair[1].balance_after) + minor(&pair[0].amount), minor(&pair[0].balance_after));
+    }
+}
+
+async fn idempotent_replays_move_money_once(db: &TestDb) {
+    let l = ledger(db).await;
+    l.open_account("a", "RUB").await.unwrap();
+    l.open_account("b", "RUB").await.unwrap();
+
+    let credit = l.credit("shop", "c1", "a", "100.00", "RUB", "top-up").await.unwrap();
+    for _ in 0..2 {
+        assert_eq!(l.credit("shop", "c1", "a", "100", "RUB", "top-up").await.unwrap(), credit, "same amount, other spelling");
+    }
+    assert_eq!(balance(&l, "a").await, "100.00");
+
+    let debit = l.debit("shop", "d1", "a", "30.00", "RUB", "charge").await.unwrap();
+    for _ in 0..2 {
+        assert_eq!(l.debit("shop", "d1", "a", "30.00", "RUB", "charge").await.unwrap(), debit);
+    }
+    assert_eq!(balance(&l, "a").await, "70.00");
+
+    l.credit("shop", "c2", "b", "50.00", "RUB", "top-up").await.unwrap();
+    let lines = [line("a", "5.00"), line("b", "5.00")];
+    let many = l.debit_many("shop", "m1", "RUB", &lines).await.unwrap();
+    assert_eq!(many.len(), 2);
+    for _ in 0..2 {
+        assert_eq!(l.debit_many("shop", "m1", "RUB", &lines).await.unwrap(), many);
+    }
+    assert_eq!((balance(&l, "a").await, balance(&l, "b").await), ("65.00".into(), "45.00".into()));
+
+    let reversal = l.reverse("shop", "r1", &debit.transaction_id, "refund").await.unwrap();
+    for _ in 0..2 {
+        assert_eq!(l.reverse("shop", "r1", &debit.transaction_id, "refund").await.unwrap(), reversal);
+    }
+    assert_eq!(balance(&l, "a").await, "95.00");
+
+    // A replay returns the first result even though the balance has moved since.
+    assert_eq!(l.credit("shop", "c1", "a", "100.00", "RUB", "top-up").await.unwrap().balance_after, "100.00");
+
+    // The same key with other arguments is a conflict, and moves nothing.
+    let conflicts: Vec<Result<Vec<Entry>, LedgerError>> = vec![
+        l.credit("shop", "c1", "a", "100.01", "RUB", "top-up").await.map(|e| vec![e]),
+        l.credit("shop", "c1", "b", "100.00", "RUB", "top-up").await.map(|e| vec![e]),
+        l.debit("shop", "d1", "a", "30.00", "RUB", "another reference").await.map(|e| vec![e]),
+        l.credit("shop", "d1", "a", "30.00", "RUB", "charge").await.map(|e| vec![e]),
+        l.debit_many("shop", "m1", "RUB", &[line("a", "5.00"), line("b", "6.00")]).await,
+        l.reverse("shop", "r1", &credit.transaction_id, "refund").await,
+    ];
+    for result in conflicts {
+        assert!(matches!(result, Err(LedgerError::IdempotencyConflict(_))), "{result:?}");
+    }
+    assert_eq!((balance(&l, "a").await, balance(&l, "b").await), ("95.00".into(), "45.00".into()));
+
+    // Keys are scoped per caller: another instance's `c1` is its own movement.
+    l.credit("other-instance", "c1", "a", "1.00", "RUB", "top-up").await.unwrap();
+    assert_eq!(balance(&l, "a").await, "96.00");
+
+    // Concurrent replays of one key (from two hosts): one movement, one transaction.
+    let l2 = ledger(db).await;
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let l = if i % 2 == 0 { l.clone() } else { l2.clone() };
+            tokio::spawn(async move { l.debit("shop", "parallel", "a", "1.00", "RUB", "charge").await.unwrap() })
+        })
+        .collect();
+    let mut ids = HashSet::new();
+    for t in tasks {
+        ids.insert(t.await.unwrap().transaction_id);
+    }
+    assert_eq!(ids.len(), 1);
+    assert_eq!(balance(&l, "a").await, "95.00");
+}
+
+async fn debit_many_is_all_or_nothing(db: &TestDb) {
+    let l = ledger(db).await;
+    for (id, amount) in [("a", "100.00"), ("b", "10.00")] {
+        l.open_account(id, "RUB").await.unwrap();
+        l.credit("t", &format!("fund-{id}"), id, amount, "RUB", "fund").await.unwrap();
+    }
+    let short = l.debit_many("t", "m1", "RUB", &[line("a", "50.00"), line("b", "20.00")]).await;
+    assert_eq!(
+        short,
+        Err(LedgerError::InsufficientFunds { account: "b".into(), balance: "10.00".into(), requested: "20.00".into() })
+    );
+    assert_eq!((balance(&l, "a").await, balance(&l, "b").await), ("100.00".into(), "10.00".into()));
+
+    // One account in several lines is checked on its total.
+    let twice = l.debit_many("t", "m2", "RUB", &[line("b", "6.00"), line("b", "6.00")]).await;
+    assert!(matches!(twice, Err(LedgerError::InsufficientFunds { ref requested, .. }) if requested == "12.00"), "{twice:?}");
+    assert!(matches!(
+        l.debit_many("t", "m3", "RUB", &[line("a", "1.00"), line("nobody", "1.00")]).await,
+        Err(LedgerError::UnknownAccount(ref id)) if id == "nobody"
+    ));
+    assert!(matches!(l.debit_many("t", "m4", "RUB", &[]).await, Err(LedgerError::InvalidAmount(_))));
+    assert_eq!((balance(&l, "a").await, balance(&l, "b").await), ("100.00".into(), "10.00".into()));
+
+    // A refused call did not use its key up: the same key succeeds once money is there.
+    l.credit("t", "fund-b-2", "b", "10.00", "RUB", "fund").await.unwrap();
+    let done = l.debit_many("t", "m1", "RUB", &[line("a", "50.00"), line("b", "20.00")]).await.unwrap();
+    assert_eq!(done.len(), 2);
+    assert_eq!(done[0].transaction_id, done[1].transaction_id);
+    assert_eq!((done[0].amount.as_str(), done[1].amount.as_str()), ("-50.00", "-20.00"));
+    assert_eq!((balance(&l, "a").await, balance(&l, "b").await), ("50.00".into(), "0.00".into()));
+}
+
+async fn amounts_currencies_and_accounts_are_validated(db: &TestDb) {
+    let l = ledger(db).await;
+    l.open_account("rub", "RUB").await.unwrap();
+    l.credit("t", "fund", "rub", "10.00", "RUB", "fund").await.unwrap();
+
+    assert!(matches!(l.debit("t", "k1", "rub", "1.00", "USD", "r").await, Err(LedgerError::CurrencyMismatch(_))));
+    assert!(matches!(l.credit("t", "k2", "rub", "1.00", "EUR", "r").await, Err(LedgerError::CurrencyMismatch(_))));
+    assert!(matches!(l.open_account("rub", "USD").await, Err(LedgerError::CurrencyMismatch(_))));
+    assert!(matches!(l.debit("t", "k3", "rub", "1.001", "RUB", "r").await, Err(LedgerError::InvalidAmount(_))));
+    assert!(matches!(l.debit("t", "k4", "rub", "1e3", "RUB", "r").await, Err(LedgerError::InvalidAmount(_))));
+    assert!(matches!(l.debit("t", "k5", "rub", "-1.00", "RUB", "r").await, Err(LedgerError::InvalidAmount(_))));
+    assert!(matches!(l.credit("t", "k6", "rub", "0.00", "RUB", "r").await, Err(LedgerError::InvalidAmount(_))));
+    assert_eq!(l.debit("t", "k7", "rub", "1.00", "XYZ", "r").await, Err(LedgerError::UnknownCurrency("XYZ".into())));
+    assert_eq!(l.open_account("x", "XYZ").await, Err(LedgerError::UnknownCurrency("XYZ".into())));
+    assert_eq!(l.credit("t", "k8", "ghost", "1.00", "RUB", "r").await, Err(LedgerError::UnknownAccount("ghost".into())));
+    assert_eq!(l.debit("t", "k9", "ghost", "1.00", "RUB", "r").await, Err(LedgerError::UnknownAccount("ghost".into())));
+    assert!(matches!(l.history("ghost", 10).await, Err(LedgerError::UnknownAccount(_))));
+    assert_eq!(balance(&l, "rub").await, "10.00");
+    assert_eq!(l.get_account("ghost").await.unwrap(), None);
+
+    // Currencies keep their own exponents.
+    let yen = l.open_account("yen", "jpy").await.unwrap();
+    assert_eq!((yen.currency.as_str(), yen.balance.as_str(), yen.overdraft_limit.as_str()), ("JPY", "0", "0"));
+    assert!(matches!(l.credit("t", "y1", "yen", "1.5", "JPY", "r").await, Err(LedgerError::InvalidAmount(_))));
+    assert_eq!(l.credit("t", "y2", "yen", "150", "JPY", "r").await.unwrap().balance_after, "150");
+    l.open_account("kwd", "KWD").await.unwrap();
+    assert_eq!(l.credit("t", "w1", "kwd", "1.234", "KWD", "r").await.unwrap().amount, "1.234");
+
+    // The operator's top-up opens a new account, and only with a valid amount.
+    assert!(matches!(l.credit_opening("admin", "o1", "new", "abc", "RUB", "r").await, Err(LedgerError::InvalidAmount(_))));
+    assert_eq!(l.get_account("new").await.unwrap(), None, "a refused top-up opens nothing");
+    assert_eq!(l.credit_opening("admin", "o2", "new", "5.00", "RUB", "r").await.unwrap().balance_after, "5.00");
+}
+
+async fn overdraft_is_the_floor_for_debits(db: &TestDb) {
+    let l = ledger(db).await;
+    l.open_account("a", "RUB").await.unwrap();
+    l.credit("t", "fund", "a", "10.00", "RUB", "fund").await.unwrap();
+    assert!(matches!(l.debit("t", "d0", "a", "10.01", "RUB", "r").await, Err(LedgerError::InsufficientFunds { .. })));
+
+    assert_eq!(l.set_overdraft("a", "50.00").await.unwrap().overdraft_limit, "50.00");
+    assert_eq!(l.debit("t", "d1", "a", "60.00", "RUB", "r").await.unwrap().balance_after, "-50.00");
+    assert_eq!(
+        l.debit("t", "d2", "a", "0.01", "RUB", "r").await,
+        Err(LedgerError::InsufficientFunds { account: "a".into(), balance: "-50.00".into(), requested: "0.01".into() })
+    );
+    assert!(matches!(l.set_overdraft("ghost", "1.00").await, Err(LedgerError::UnknownAccount(_))));
+    assert!(matches!(l.set_overdraft("a", "1.001").await, Err(LedgerError::InvalidAmount(_))));
+    let account = l.get_account("a").await.unwrap().unwrap();
+    assert_eq!((account.balance.as_str(), account.overdraft_limit.as_str()), ("-50.00", "50.00"));
+    // Credits always pass, also on an overdrawn account.
+    assert_eq!(l.credit("t", "c1", "a", "20.00", "RUB", "r").await.unwrap().balance_after, "-30.00");
+}
+
+async fn a_transaction_is_reversed_once(db: &TestDb) {
+    let l = ledger(db).await;
+    l.open_account("a", "RUB").await.unwrap();
+    l.open_account("b", "RUB").await.unwrap();
+    let credit = l.credit("t", "c", "a", "100.00", "RUB", "fund").await.unwrap();
+    let debit = l.debit("t", "d", "a", "30.00", "RUB", "charge").await.unwrap();
+
+    let reversal = l.reverse("t", "r1", &debit.transaction_id, "refund").await.unwrap();
+    assert_eq!(reversal.len(), 1);
+    assert_eq!((reversal[0].kind, reversal[0].amount.as_str(), reversal[0].balance_after.as_str()), (EntryKind::Reversal, "30.00", "100.00"));
+    assert_eq!(reversal[0].reference, "refund");
+
+    assert!(matches!(l.reverse("t", "r2", &debit.transaction_id, "again").await, Err(LedgerError::NotReversible(_))));
+    assert!(matches!(l.reverse("t", "r3", &reversal[0].transaction_id, "undo").await, Err(LedgerError::NotReversible(_))));
+    assert!(matches!(l.reverse("t", "r4", "tx_unknown", "x").await, Err(LedgerError::NotReversible(_))));
+    assert_eq!(balance(&l, "a").await, "100.00");
+
+    // A multi-line debit is put back line by line.
+    l.credit("t", "cb", "b", "10.00", "RUB", "fund").await.unwrap();
+    let many = l.debit_many("t", "m", "RUB", &[line("a", "1.00"), line("b", "2.00")]).await.unwrap();
+    let back = l.reverse("t", "rm", &many[0].transaction_id, "undo").await.unwrap();
+    assert_eq!(back.iter().map(|e| (e.account.as_str(), e.amount.as_str())).collect::<Vec<_>>(), vec![("a", "1.00"), ("b", "2.00")]);
+    assert_eq!((balance(&l, "a").await, balance(&l, "b").await), ("100.00".into(), "10.00".into()));
+
+    // Reversing a credit takes money back, so it is held to the overdraft like a debit.
+    l.debit("t", "d-all", "a", "100.00", "RUB", "spend").await.unwrap();
+    assert!(matches!(l.reverse("t", "rc", &credit.transaction_id, "chargeback").await, Err(LedgerError::InsufficientFunds { .. })));
+    l.set_overdraft("a", "100.00").await.unwrap();
+    assert_eq!(l.reverse("t", "rc", &credit.transaction_id, "chargeback").await.unwrap()[0].balance_after, "-100.00");
+
+    // Many reversals of one transaction at once, from two hosts: one wins.
+    let target = l.credit("t", "c3", "b", "1.00", "RUB", "fund").await.unwrap().transaction_id;
+    let l2 = ledger(db).await;
+    let tasks: Vec<_> = (0..10)
+        .map(|i| {
+            let (l, target) = (if i % 2 == 0 { l.clone() } else { l2.clone() }, target.clone());
+            tokio::spawn(async move { l.reverse("t", &format!("race-{i}"), &target, "race").await })
+        })
+        .collect();
+    let mut won = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(LedgerError::NotReversible(_)) => {}
+            Err(other) => panic!("unexpected error: {other}"),
+        }
+    }
+    assert_eq!(won, 1);
+    assert_eq!(balance(&l, "b").await, "10.00");
+}
+
+// ---------------------------------------------------------------- timers
+
+async fn timers_upsert_replace_and_two_hosts_never_claim_one_twice(db: &TestDb) {
+    let (s1, s2) = (db.open().await, db.open().await);
+    s1.timer_upsert("shop", "t1", 1_000, b"a").await.unwrap();
+    s2.timer_upsert("shop", "t1", 2_000, b"b").await.unwrap();
+    let listed = s1.timer_list(Some("shop"), 100).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].due_at, listed[0].payload.as_slice()), (2_000, &b"b"[..]));
+    assert!(s1.timer_cancel("shop", "t1").await.unwrap());
+    assert!(!s1.timer_cancel("shop", "t1").await.unwrap());
+
+    for i in 0..60 {
+        s1.timer_upsert("shop", &format!("n{i}"), 1_000 + i, b"").await.unwrap();
+    }
+    s1.timer_upsert("shop", "future", 10_000_000, b"").await.unwrap();
+    let (a, b) = drain_from_two_hosts(s1.clone(), s2.clone(), |s, owner| async move {
+        s.timer_claim_due(5_000, &lease(&owner, 100_000), 7).await.unwrap()
+    })
+    .await;
+    let mut names: Vec<String> = a.iter().chain(b.iter()).map(|t| t.name.clone()).collect();
+    assert_eq!(names.len(), 60, "each due timer claimed once ({} + {})", a.len(), b.len());
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 60);
+    assert!(!names.contains(&"future".to_string()));
+
+    // Leased timers are not handed out again until the lease ends.
+    assert!(s2.timer_claim_due(99_999, &lease("host-c", 200_000), 100).await.unwrap().is_empty());
+    let reclaimed = s2.timer_claim_due(100_000, &lease("host-c", 200_000), 100).await.unwrap();
+    assert_eq!(reclaimed.len(), 60);
+
+    // Completing under a lost lease does nothing; under the held one it deletes.
+    let first = reclaimed[0].clone();
+    s1.timer_complete(&first, &lease("host-a", 100_000)).await.unwrap();
+    assert_eq!(s1.timer_list(Some("shop"), 100).await.unwrap().len(), 61);
+    s1.timer_complete(&first, &lease("host-c", 200_000)).await.unwrap();
+    assert_eq!(s1.timer_list(Some("shop"), 100).await.unwrap().len(), 60);
+
+    // A timer rescheduled while it fires keeps its new schedule.
+    let second = reclaimed[1].clone();
+    s2.timer_upsert("shop", &second.name, 500_000, b"again").await.unwrap();
+    s1.timer_complete(&second, &lease("host-c", 200_000)).await.unwrap();
+    let kept = s1.timer_list(Some("shop"), 100).await.unwrap();
+    let kept = kept.iter().find(|t| t.name == second.name).expect("rescheduled timer kept");
+    assert_eq!((kept.due_at, kept.payload.as_slice(), kept.leased_until), (500_000, &b"again"[..], None));
+
+    // A failed firing is retried later, with the attempt counted.
+    let third = reclaimed[2].clone();
+    s1.timer_retry(&third, &lease("host-c", 200_000), 300_000, "boom").await.unwrap();
+    let retried = s1.timer_list(Some("shop"), 100).await.unwrap().into_iter().find(|t| t.name == third.name).unwrap();
+    assert_eq!((retried.attempts, retried.last_error.as_deref(), retried.due_at, retried.leased_until), (1, Some("boom"), 300_000, None));
+    assert!(s1.timer_claim_due(299_999, &lease("host-d", 400_000), 100).await.unwrap().iter().all(|t| t.name != third.name));
+    let again = s1.timer_claim_due(300_000, &lease("host-d", 400_000), 100).await.unwrap();
+    assert!(again.iter().any(|t| t.name == third.name && t.attempts == 1));
+    assert!(s1.timer_list(Some("elsewhere"), 100).await.unwrap().is_empty());
+}
+
+// ---------------------------------------------------------------- deliveries
+
+async fn deliveries_enqueue_once_claim_once_and_fail_after_max_attempts(db: &TestDb) {
+    let (s1, s2) = (db.open().await, db.open().await);
+    let id = s1.delivery_enqueue("shop", "k1", &delivery("http://127.0.0.1:9/a".into(), 3), 1_000).await.unwrap();
+    let again = s2.delivery_enqueue("shop", "k1", &delivery("http://127.0.0.1:9/changed".into(), 3), 2_000).await.unwrap();
+    assert_eq!(id, again, "same key, same delivery");
+    let other = s1.delivery_enqueue("other", "k1", &delivery("http://127.0.0.1:9/a".into(), 3), 1_000).await.unwrap();
+    assert_ne!(id, other, "keys are per instance");
+    let listed = s1.delivery_list(Some("shop"), 10).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].request.url, "http://127.0.0.1:9/a", "the first enqueue wins");
+    assert_eq!(listed[0].request.headers, delivery(String::new(), 3).headers);
+    assert_eq!((listed[0].state, listed[0].attempts), (JobState::Pending, 0));
+
+    for i in 0..40 {
+        let s = if i % 2 == 0 { &s1 } else { &s2 };
+        s.delivery_enqueue("bulk", &format!("b{i}"), &delivery(format!("http://127.0.0.1:9/{i}"), 0), 1_000).await.unwrap();
+    }
+    let (a, b) = drain_from_two_hosts(s1.clone(), s2.clone(), |s, owner| async move {
+        s.delivery_claim_due(5_000, &lease(&owner, 100_000), 6).await.unwrap()
+    })
+    .await;
+    let ids: Vec<String> = a.iter().chain(b.iter()).map(|d| d.id.clone()).collect();
+    assert_eq!(ids.len(), 42);
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 42, "no delivery claimed twice");
+
+    // Attempts: retry, a record under a lost lease is ignored, then failure.
+    let l = lease("host-a", 100_000);
+    let claimed_by_a = a.iter().any(|d| d.id == id);
+    let held = if claimed_by_a { l.clone() } else { lease("host-b", 100_000) };
+    let lost = if claimed_by_a { lease("host-b", 100_000) } else { l };
+    s1.delivery_record(&id, &lost, JobState::Done, Some(200), None, 5_000).await.unwrap();
+    s1.delivery_record(&id, &held, JobState::Pending, Some(500), Some("HTTP 500"), 50_000).await.unwrap();
+    let row = s1.delivery_list(Some("shop"), 10).await.unwrap().remove(0);
+    assert_eq!((row.state, row.attempts, row.last_status, row.last_error.as_deref(), row.next_at), (JobState::Pending, 1, Some(500), Some("HTTP 500"), 50_000));
+    assert!(s2.delivery_claim_due(49_999, &lease("host-c", 200_000), 100).await.unwrap().iter().all(|d| d.id != id));
+    let retry = s2.delivery_claim_due(50_000, &lease("host-c", 200_000), 100).await.unwrap();
+    assert_eq!(retry.iter().filter(|d| d.id == id).count(), 1);
+    s2.delivery_record(&id, &lease("host-c", 200_000), JobState::Failed, None, Some("connection refused"), 50_000).await.unwrap();
+    let row = s1.delivery_list(Some("shop"), 10).await.unwrap().remove(0);
+    assert_eq!((row.state, row.attempts, row.last_status), (JobState::Failed, 2, None));
+    assert!(s1.delivery_claim_due(i64::MAX, &lease("host-d", i64::MAX), 1000).await.unwrap().iter().all(|d| d.id != id), "failed stays failed");
+}
+
+// ---------------------------------------------------------------- payment events
+
+async fn events_ingest_once_claim_once_and_fail_after_max_attempts(db: &TestDb) {
+    let (s1, s2) = (db.open().await, db.open().await);
+    s1.checkout_register("stripe", "order-1", "shop", 1_000).await.unwrap();
+    s2.checkout_register("stripe", "order-1", "intruder", 2_000).await.unwrap();
+    assert_eq!(s1.checkout_provider("stripe", "order-1").await.unwrap().as_deref(), Some("shop"), "first registration wins");
+    assert_eq!(s1.checkout_provider("stripe", "order-2").await.unwrap(), None);
+
+    let (id, new) = s1.event_ingest("shop", &payment_event("pi_1", "succeeded"), 1_000).await.unwrap();
+    assert!(new);
+    assert_eq!(s2.event_ingest("shop", &payment_event("pi_1", "succeeded"), 2_000).await.unwrap(), (id, false));
+    let (failed_id, new) = s2.event_ingest("shop", &payment_event("pi_1", "failed"), 2_000).await.unwrap();
+    assert!(new && failed_id != id, "another status of one payment is another event");
+    assert_eq!(s1.event_list(Some("shop"), 10).await.unwrap().len(), 2);
+
+    for i in 0..30 {
+        let s = if i % 2 == 0 { &s1 } else { &s2 };
+        s.event_ingest("bulk", &payment_event(&format!("pi_bulk_{i}"), "succeeded"), 1_000).await.unwrap();
+    }
+    let (a, b) = drain_from_two_hosts(s1.clone(), s2.clone(), |s, owner| async move {
+        s.event_claim_due(5_000, &lease(&owner, 100_000), 4).await.unwrap()
+    })
+    .await;
+    let ids: Vec<i64> = a.iter().chain(b.iter()).map(|e| e.id).collect();
+    assert_eq!(ids.len(), 32);
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 32, "no event claimed twice");
+
+    let held = if a.iter().any(|e| e.id == id) { lease("host-a", 100_000) } else { lease("host-b", 100_000) };
+    s1.event_record(id, &held, JobState::Pending, Some("plugin error"), 60_000).await.unwrap();
+    let row = s1.event_list(Some("shop"), 10).await.unwrap().into_iter().find(|e| e.id == id).unwrap();
+    assert_eq!((row.state, row.attempts, row.last_error.as_deref(), row.next_at), (JobState::Pending, 1, Some("plugin error"), 60_000));
+    let retry = s2.event_claim_due(60_000, &lease("host-c", 200_000), 100).await.unwrap();
+    assert_eq!(retry.iter().filter(|e| e.id == id).count(), 1);
+    s2.event_record(id, &lease("host-c", 200_000), JobState::Failed, Some("gave up"), 60_000).await.unwrap();
+    let row = s1.event_list(None, 100).await.unwrap().into_iter().find(|e| e.id == id).unwrap();
+    assert_eq!((row.state, row.attempts), (JobState::Failed, 2));
+    assert!(s1.event_claim_due(i64::MAX, &lease("host-d", i64::MAX), 1000).await.unwrap().iter().all(|e| e.id != id));
+}
+
+// ---------------------------------------------------------------- job workers
+
+async fn job_worker_retries_until_success_on_the_host_clock(db: &TestDb) {
+    let storage = db.open().await;
+    let clock = HostClock::manual();
+    let sink = Sink::start().await;
+    let caller = Arc::new(FakeCaller::default());
+    let now = clock.now_millis();
+    let flaky = sink.url("/fail-2/flaky");
+    let dead = sink.url("/always-500/dead");
+    let fine = sink.url("/fine");
+    storage.delivery_enqueue("shop", "d-flaky", &delivery(flaky, 0), now).await.unwrap();
+    storage.delivery_enqueue("shop", "d-dead", &delivery(dead, 2), now).await.unwrap();
+    storage.delivery_enqueue("shop", "d-fine", &delivery(fine, 0), now).await.unwrap();
+    storage.timer_upsert("shop", "flaky-timer", now, b"payload").await.unwrap();
+    storage.timer_upsert("shop", "in-an-hour", now + 3_600_000, b"").await.unwrap();
+    storage.event_ingest("shop", &payment_event("flaky-event", "succeeded"), now).await.unwrap();
+
+    let cfg = test_job_config(8);
+    let handle = JobWorker::spawn(storage.clone(), clock.clone(), caller.clone(), http_client(), cfg.clone());
+    handle.wake();
+
+    let state = |key: &'static str| {
+        let storage = storage.clone();
+        async move {
+            let rows = storage.delivery_list(Some("shop"), 10).await.unwrap();
+            let row = rows.into_iter().find(|d| d.key == key).unwrap();
+            (row.state, row.attempts)
+        }
+    };
+    let event_state = || {
+        let storage = storage.clone();
+        async move {
+            let row = storage.event_list(Some("shop"), 10).await.unwrap().remove(0);
+            (row.state, row.attempts)
+        }
+    };
+    let timer_attempts = |name: &'static str| {
+        let storage = storage.clone();
+        async move { storage.timer_list(Some("shop"), 10).await.unwrap().into_iter().find(|t| t.name == name).map(|t| t.attempts) }
+    };
+
+    eventually("first round of attempts recorded", || async {
+        state("d-flaky").await == (JobState::Pending, 1)
+            && state("d-dead").await == (JobState::Pending, 1)
+            && state("d-fine").await == (JobState::Done, 1)
+            && timer_attempts("flaky-timer").await == Some(1)
+            && event_state().await == (JobState::Pending, 1)
+    })
+    .await;
+    let fine_hits = sink.hits("/fine");
+    assert_eq!(fine_hits.len(), 1);
+    assert_eq!(fine_hits[0].method, "POST");
+    assert_eq!(fine_hits[0].body, br#"{"paid":true}"#);
+    assert!(fine_hits[0].headers.contains(&("x-signature".into(), "sig-123".into())));
+
+    // Nothing is due again until the host clock reaches the backoff.
+    let probe = Arc::new(JobWorker::new(storage.clone(), clock.clone(), caller.clone(), http_client(), cfg.clone()));
+    assert_eq!(probe.run_once().await.total(), 0);
+
+    clock.advance(60_000).unwrap();
+    handle.wake();
+    eventually("second round: retries after the first backoff", || async {
+        state("d-flaky").await == (JobState::Pending, 2)
+            && state("d-dead").await == (JobState::Failed, 2)
+            && timer_attempts("flaky-timer").await.is_none()
+            && event_state().await == (JobState::Done, 2)
+    })
+    .await;
+
+    clock.advance(120_000).unwrap();
+    handle.wake();
+    eventually("third attempt succeeds after the doubled backoff", || async { state("d-flaky").await == (JobState::Done, 3) }).await;
+
+    clock.advance(3_600_000).unwrap();
+    handle.wake();
+    eventually("the later timer fires", || async { timer_attempts("in-an-hour").await.is_none() }).await;
+    handle.shutdown().await;
+
+    // Far in the future nothing is left to do, and nothing was done twice.
+    clock.advance(86_400_000).unwrap();
+    assert_eq!(probe.run_once().await.total(), 0);
+    assert_eq!((sink.count("/fail-2/flaky"), sink.count("/always-500/dead"), sink.count("/fine")), (3, 2, 1));
+    assert_eq!((caller.timer_calls("shop", "flaky-timer"), caller.timer_calls("shop", "in-an-hour")), (2, 1));
+    assert_eq!(caller.event_calls("flaky-event"), 2);
+    let dead_row = storage.delivery_list(Some("shop"), 10).await.unwrap().into_iter().find(|d| d.key == "d-dead").unwrap();
+    assert_eq!(dead_row.last_status, Some(500));
+    assert!(dead_row.last_error.unwrap().starts_with("HTTP 500"));
+}
+
+async fn two_hosts_run_each_job_exactly_once(db: &TestDb) {
+    let (s1, s2) = (db.open().await, db.open().await);
+    let clock = HostClock::manual();
+    let sink = Sink::start().await;
+    let caller = Arc::new(FakeCaller::default());
+    let now = clock.now_millis();
+    for i in 0..40 {
+        let s = if i % 2 == 0 { &s1 } else { &s2 };
+        s.timer_upsert("shop", &format!("t{i}"), now, b"").await.unwrap();
+    }
+    for i in 0..30 {
+        let s = if i % 2 == 0 { &s1 } else { &s2 };
+        s.event_ingest("shop", &payment_event(&format!("pi_{i}"), "succeeded"), now).await.unwrap();
+    }
+    for i in 0..20 {
+        let s = if i % 2 == 0 { &s1 } else { &s2 };
+        s.delivery_enqueue("shop", &format!("d{i}"), &delivery(sink.url(&format!("/ok/{i}")), 0), now).await.unwrap();
+    }
+
+    let http = http_client();
+    let hosts = [
+        JobWorker::spawn(s1.clone(), clock.clone(), caller.clone(), http.clone(), test_job_config(3)),
+        JobWorker::spawn(s2.clone(), clock.clone(), caller.clone(), http.clone(), test_job_config(3)),
+    ];
+    assert_ne!(hosts[0].owner(), hosts[1].owner());
+    for h in &hosts {
+        h.wake();
+    }
+    eventually("every job done", || async {
+        s1.timer_list(None, 100).await.unwrap().is_empty()
+            && s1.event_list(None, 100).await.unwrap().iter().all(|e| e.state == JobState::Done)
+            && s2.delivery_list(None, 100).await.unwrap().iter().all(|d| d.state == JobState::Done)
+    })
+    .await;
+    for h in &hosts {
+        h.shutdown().await;
+    }
+
+    for i in 0..40 {
+        assert_eq!(caller.timer_calls("shop", &format!("t{i}")), 1, "timer t{i}");
+    }
+    for i in 0..30 {
+        assert_eq!(caller.event_calls(&format!("pi_{i}")), 1, "event pi_{i}");
+    }
+    let counts = sink.counts();
+    assert_eq!(counts.len(), 20);
+    assert!(counts.values().all(|&n| n == 1), "{counts:?}");
+    assert!(s1.event_list(None, 100).await.unwrap().iter().all(|e| e.attempts == 1));
+}

@@ -1,0 +1,268 @@
+//! Platform24 "48 hours" billing end to end: the real host runs the `platform24`
+//! plugin, the tests play Platform24 calling the billing, and a Platform24 simulator
+//! receives the confirm/fail callbacks and checks their SHA1 with its own formula.
+//! Card payments go through the real `stripe` plugin against the Stripe simulator.
+
+use futures::future::join_all;
+use payhost_tests::sim::platform24::{self as p24, Platform24Sim};
+use payhost_tests::{plugin_wasm, HostBuilder, TestHost};
+use serde_json::{json, Value};
+
+const PRIVATE_KEY: &str = "p24-private-key-9f2c41";
+const PAYSYSTEM: &str = "payhost";
+const PREFIX: &str = "p24-";
+
+/// The platform24 instance's config; `system` is its payment-system instance.
+fn platform24_config(sim: &Platform24Sim, system: &str) -> String {
+    format!(
+        r#"
+[[plugins]]
+name = "p24"
+component = {component:?}
+mount = "/p24"
+allowed_hosts = ["{host}"]
+payment_systems = ["{system}"]
+[plugins.secrets]
+platform24_private_key = {{ env = "P24_PRIVATE_KEY" }}
+[plugins.settings]
+platform_url = "{url}"
+paysystem_name = "{PAYSYSTEM}"
+payment_system = "{system}"
+account_prefix = "{PREFIX}"
+dedup_window_seconds = 300
+return_url = "https://tv.example/back"
+"#,
+        component = plugin_wasm("platform24").display().to_string(),
+        host = sim.host_port(),
+        url = sim.base_url(),
+    )
+}
+
+/// A host with the plugin and no card payment system (`balance` only).
+async fn start_billing(sim: &Platform24Sim) -> TestHost {
+    HostBuilder::new()
+        .env("P24_PRIVATE_KEY", PRIVATE_KEY)
+        .config(&platform24_config(sim, "balance"))
+        .start()
+        .await
+}
+
+async fn fund(host: &TestHost, uid: &str, amount: &str, key: &str) {
+    let (status, body) = host
+        .admin(
+            "POST",
+            &format!("/accounts/{PREFIX}{uid}/credit"),
+            Some(json!({ "amount": amount, "currency": "RUB", "reference": "topup", "idempotency_key": key })),
+        )
+        .await;
+    assert_eq!(status, 200, "credit: {body}");
+}
+
+async fn balance_of(host: &TestHost, uid: &str) -> String {
+    let (status, body) = host.admin("GET", &format!("/accounts/{PREFIX}{uid}"), None).await;
+    assert_eq!(status, 200, "account: {body}");
+    body["account"]["balance"].as_str().expect("balance").to_string()
+}
+
+async fn entries_of(host: &TestHost, uid: &str) -> Vec<Value> {
+    let (status, body) = host.admin("GET", &format!("/accounts/{PREFIX}{uid}/transactions"), None).await;
+    assert_eq!(status, 200, "history: {body}");
+    body["entries"].as_array().expect("entries").clone()
+}
+
+/// Calls the billing as Platform24 does; returns the HTTP status, the content type and
+/// the JSON answer (the body must be UTF-8 JSON).
+async fn call(host: &TestHost, (path, body): (String, Value)) -> (u16, String, Value) {
+    let resp = host.post_json(&format!("/p24/{path}"), &body).await;
+    let status = resp.status().as_u16();
+    let ct = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    let bytes = resp.bytes().await.expect("body");
+    let text = String::from_utf8(bytes.to_vec()).expect("answer is UTF-8");
+    let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("answer is not JSON ({e}): {text}"));
+    (status, ct, value)
+}
+
+async fn status_of(host: &TestHost, request: (String, Value)) -> Value {
+    let (http, ct, v) = call(host, request).await;
+    assert_eq!(http, 200, "{v}");
+    assert_eq!(ct, "application/json; charset=utf-8");
+    v
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn balance_is_the_ledger_balance_as_a_json_number() {
+    let sim = Platform24Sim::start(PRIVATE_KEY, PAYSYSTEM).await;
+    let host = start_billing(&sim).await;
+    fund(&host, "abon-1", "1234.56", "b1").await;
+
+    let resp = host.post_json("/p24/balance?user_id=abon-1", &p24::balance_request("abon-1").1).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/json; charset=utf-8");
+    assert_eq!(resp.text().await.unwrap(), r#"{"balance":1234.56}"#);
+
+    // Body only (no query), and a balance with trailing zeros keeps its digits.
+    fund(&host, "abon-2", "10.50", "b2").await;
+    let resp = host.post_json("/p24/balance", &p24::balance_request("abon-2").1).await;
+    assert_eq!(resp.text().await.unwrap(), r#"{"balance":10.50}"#);
+
+    let v = status_of(&host, p24::balance_request("nobody")).await;
+    assert!(v["status"].as_i64().unwrap() < -1, "{v}");
+    assert!(v["errmsg"].as_str().unwrap().contains("не найден"), "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn packets_debit_all_at_once_and_refuse_when_short_by_a_kopeck() {
+    let sim = Platform24Sim::start(PRIVATE_KEY, PAYSYSTEM).await;
+    let host = start_billing(&sim).await;
+
+    // Enough money: both packets in one ledger transaction.
+    fund(&host, "rich", "500.00", "r1").await;
+    let v = status_of(&host, p24::packets_request("rich", &[(11, "300.00", "Базовый"), (12, "150.00", "Кино")])).await;
+    assert_eq!(v, json!({ "status": 1 }));
+    assert_eq!(balance_of(&host, "rich").await, "50.00");
+    let debits: Vec<Value> = entries_of(&host, "rich").await.into_iter().filter(|e| e["kind"] == "debit").collect();
+    assert_eq!(debits.len(), 2, "{debits:?}");
+    assert_eq!(debits[0]["transaction_id"], debits[1]["transaction_id"], "one atomic transaction");
+
+    // Short by one kopeck: status -1, the document's text, nothing debited.
+    fund(&host, "poor", "449.99", "p1").await;
+    let v = status_of(&host, p24::packets_request("poor", &[(11, "300.00", "Базовый"), (12, "150.00", "Кино")])).await;
+    assert_eq!(v, json!({ "status": -1, "errmsg": "На вашем балансе не хватает денежных средств" }));
+    assert_eq!(balance_of(&host, "poor").await, "449.99");
+    assert_eq!(entries_of(&host, "poor").await.len(), 1, "only the top-up");
+
+    // After a top-up the same request goes through.
+    fund(&host, "poor", "0.01", "p2").await;
+    let v = status_of(&host, p24::packets_request("poor", &[(11, "300.00", "Базовый"), (12, "150.00", "Кино")])).await;
+    assert_eq!(v, json!({ "status": 1 }));
+    assert_eq!(balance_of(&host, "poor").await, "0.00");
+
+    // Unknown subscriber: status below -1 with a Russian explanation.
+    let v = status_of(&host, p24::packets_request("ghost", &[(11, "300.00", "Базовый")])).await;
+    assert_eq!(v["status"], -2, "{v}");
+    assert_eq!(v["errmsg"], "Абонент «ghost» не найден в биллинге провайдера");
+
+    // Malformed: a comma price, and ids in the URL that are not the body's packets.
+    let (path, mut body) = p24::packets_request("rich", &[(11, "300.00", "Базовый")]);
+    body["packets"][0]["price"] = json!("300,00");
+    let v = status_of(&host, (path, body)).await;
+    assert_eq!(v["status"], -3, "{v}");
+    assert!(v["errmsg"].as_str().unwrap().contains("с точкой"), "{v}");
+    let (_, body) = p24::packets_request("rich", &[(11, "1.00", "Базовый")]);
+    let v = status_of(&host, ("packets?user_id=rich&trf_ids=11,99".into(), body)).await;
+    assert_eq!(v["status"], -3, "{v}");
+    assert_eq!(balance_of(&host, "rich").await, "50.00");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn packet_and_delete_subscription() {
+    let sim = Platform24Sim::start(PRIVATE_KEY, PAYSYSTEM).await;
+    let host = start_billing(&sim).await;
+    fund(&host, "abon-7", "100.00", "t1").await;
+
+    let v = status_of(&host, p24::packet_request("abon-7", 21, "99.90", "Спорт")).await;
+    assert_eq!(v, json!({ "status": 1 }));
+    assert_eq!(balance_of(&host, "abon-7").await, "0.10");
+
+    let v = status_of(&host, p24::packet_request("abon-7", 22, "0.11", "Детям")).await;
+    assert_eq!(v["status"], -1, "{v}");
+
+    let v = status_of(&host, p24::delete_subscription_request("abon-7", 501, 21)).await;
+    assert_eq!(v, json!({ "status": 1 }));
+    assert_eq!(balance_of(&host, "abon-7").await, "0.10", "a cancellation moves no money");
+    let v = status_of(&host, p24::delete_subscription_request("ghost", 502, 21)).await;
+    assert_eq!(v["status"], -2, "{v}");
+
+    // AUTH: a known provider uid matches, an unknown one is a clear error.
+    let resp = host.post("/p24/auth?ip=10.0.0.1&phone=%2B79990001122&provider_uid=abon-7", "application/json", "").await;
+    assert_eq!(resp.json::<Value>().await.unwrap(), json!({ "result": "success", "provider_uid": "abon-7" }));
+    let resp = host.post("/p24/auth?ip=10.0.0.1&provider_uid=ghost", "application/json", "").await;
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["result"], "error", "{v}");
+    assert!(v["errmsg"].as_str().unwrap().contains("ghost"), "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_repeated_purchase_debits_once_even_across_a_bucket_edge() {
+    let sim = Platform24Sim::start(PRIVATE_KEY, PAYSYSTEM).await;
+    let mut host = start_billing(&sim).await;
+    fund(&host, "abon-3", "1000.00", "d1").await;
+    let request = || p24::packets_request("abon-3", &[(31, "100.00", "Кино"), (32, "50.00", "Спорт")]);
+
+    // One second before a 300 s bucket boundary.
+    let now = host.now().await;
+    let boundary = (now.div_euclid(300) + 1) * 300;
+    host.advance_clock(boundary - 1 - now).await;
+    assert_eq!(status_of(&host, request()).await, json!({ "status": 1 }));
+    host.advance_clock(2).await;
+    // Same packets in another order: the same purchase.
+    let again = p24::packets_request("abon-3", &[(32, "50.00", "Спорт"), (31, "100.00", "Кино")]);
+    assert_eq!(status_of(&host, again).await, json!({ "status": 1 }));
+    assert_eq!(balance_of(&host, "abon-3").await, "850.00", "the repeat across the boundary did not debit");
+
+    // Past the window it is a new purchase.
+    host.advance_clock(300).await;
+    assert_eq!(status_of(&host, request()).await, json!({ "status": 1 }));
+    assert_eq!(balance_of(&host, "abon-3").await, "700.00");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fifty_concurrent_purchases_never_overdraw() {
+    let sim = Platform24Sim::start(PRIVATE_KEY, PAYSYSTEM).await;
+    let host = start_billing(&sim).await;
+    fund(&host, "busy", "1000.00", "c1").await;
+
+    // 50 different packets at 30.00 each: exactly 33 fit in 1000.00.
+    let answers = join_all((0..50u64).map(|i| status_of(&host, p24::packets_request("busy", &[(1000 + i, "30.00", "Пакет")])))).await;
+    let paid = answers.iter().filter(|v| v["status"] == 1).count();
+    let short = answers.iter().filter(|v| v["status"] == -1).count();
+    assert_eq!(paid + short, 50, "only success or not-enough-money: {answers:?}");
+    assert_eq!(paid, 33, "{answers:?}");
+    assert_eq!(balance_of(&host, "busy").await, "10.00");
+
+    // 50 identical requests at once: one purchase, one debit, every answer success.
+    fund(&host, "twin", "100.00", "c2").await;
+    let answers = join_all((0..50).map(|_| status_of(&host, p24::packets_request("twin", &[(7, "60.00", "Кино")])))).await;
+    assert!(answers.iter().all(|v| v["status"] == 1), "{answers:?}");
+    assert_eq!(balance_of(&host, "twin").await, "40.00");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn payment_form_with_a_bad_security_key_is_refused() {
+    let sim = Platform24Sim::start(PRIVATE_KEY, PAYSYSTEM).await;
+    let host = start_billing(&sim).await;
+    fund(&host, "abon-9", "1.00", "f1").await;
+
+    let mut params = p24::payment_form_params("wrong-key", "abon-9", "tx-bad-1", "Пакет «Кино»", "150.00");
+    let resp = host.post("/p24/payment_form", "application/x-www-form-urlencoded", p24::form_encode(&params)).await;
+    assert_eq!(resp.status(), 403);
+    assert_eq!(resp.headers()["content-type"], "application/json; charset=utf-8");
+    let v: Value = resp.json().await.unwrap();
+    assert!(v.get("redirect_url").is_none(), "{v}");
+    assert!(v["errmsg"].as_str().unwrap().contains("SecurityKey"), "{v}");
+
+    // A correct key over other values (the amount was changed) is refused too.
+    params = p24::payment_form_params(PRIVATE_KEY, "abon-9", "tx-bad-2", "Пакет", "150.00");
+    params.iter_mut().find(|(k, _)| k == "Amount").unwrap().1 = "1500.00".into();
+    let resp = host.get(&format!("/p24/payment_form?{}", p24::form_encode(&params))).await;
+    assert_eq!(resp.status(), 403);
+
+    let logs = host.logs();
+    assert!(!logs.contains(PRIVATE_KEY), "the private key must never be logged");
+    let key = &params.iter().find(|(k, _)| k == "SecurityKey").unwrap().1;
+    assert!(!logs.contains(key.as_str()), "SecurityKey values must not be logged");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_repeat_after_a_host_restart_is_still_the_same_purchase() {
+    // The store and ledger are durable: a purchase repeated after a restart, inside the
+    // window, is still the same purchase.
+    let sim = Platform24Sim::start(PRIVATE_KEY, PAYSYSTEM).await;
+    let mut host = start_billing(&sim).await;
+    fund(&host, "abon-r", "100.00", "rr1").await;
+    let request = || p24::packets_request("abon-r", &[(41, "70.00", "Кино")]);
+    assert_eq!(status_of(&host, request()).await, json!({ "status": 1 }));
+    host.restart().await;
+    assert_eq!(status_of(&host, request()).await, json!({ "status": 1 }));
+    assert_eq!(balance_of(&host, "abon-r").await, "30.00");
+}
