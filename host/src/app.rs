@@ -113,6 +113,8 @@ pub async fn start(config_path: &Path) -> Result<Running> {
     };
     let jobs = JobWorker::spawn(storage, clock, Arc::new(crate::jobs_bridge::RuntimeCaller::new(&runtime)), http, job_config);
     let _ = services.jobs.set(jobs);
+    let names: Vec<String> = config.plugins.iter().map(|p| p.name.clone()).collect();
+    schedule_start_timers(&runtime, &names).await?;
 
     let listener = TcpListener::bind(&config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
     let listen = listener.local_addr()?;
@@ -139,6 +141,25 @@ pub async fn start(config_path: &Path) -> Result<Running> {
     tasks.push(tokio::spawn(crate::watch::watch_components(app.clone(), shutdown_rx)));
     tracing::info!(%listen, admin = ?admin, plugins = config.plugins.len(), storage = storage_kind(&config.storage.url), "payhost serving");
     Ok(Running { app, bound: Bound { listen, admin }, shutdown, tasks })
+}
+
+/// Name of the timer the host fires when a provider instance is loaded (at start-up, or
+/// when a config reload adds it), so plugins with background work start it themselves.
+pub const START_TIMER: &str = "start";
+
+async fn schedule_start_timers(runtime: &Runtime, names: &[String]) -> Result<()> {
+    let now = runtime.services.clock.now_millis();
+    for name in names {
+        let is_provider = runtime
+            .registry
+            .slot(name)
+            .is_some_and(|s| s.current().component.world == crate::runtime::component::WorldKind::Provider);
+        if is_provider {
+            runtime.services.storage.timer_upsert(name, START_TIMER, now, &[]).await.context("scheduling the start timer")?;
+        }
+    }
+    runtime.services.wake_jobs();
+    Ok(())
 }
 
 fn storage_kind(url: &str) -> &'static str {
@@ -227,7 +248,9 @@ impl App {
         }
         let prepared = self.runtime.prepare(&next, trigger).await?;
         let names: Vec<String> = next.plugins.iter().map(|p| p.name.clone()).collect();
+        let added: Vec<String> = names.iter().filter(|n| current.plugin(n).is_none()).cloned().collect();
         self.runtime.commit(prepared, next);
+        schedule_start_timers(&self.runtime, &added).await?;
         tracing::info!(trigger, plugins = ?names, "config reloaded");
         Ok(json!({ "plugins": names, "needs_restart": needs_restart }))
     }

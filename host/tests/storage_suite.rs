@@ -18,6 +18,7 @@ use support::http_sink::Sink;
 use support::{eventually, TestDb};
 
 on_both_backends!(
+    migrations_run_concurrently_and_again,
     kv_get_set_delete_cas_and_list_paging,
     concurrent_debits_never_overdraw,
     idempotent_replays_move_money_once,
@@ -167,6 +168,26 @@ impl ExportCaller for FakeCaller {
         }
         Ok(())
     }
+}
+
+// ---------------------------------------------------------------- schema
+
+async fn migrations_run_concurrently_and_again(db: &TestDb) {
+    // Hosts starting together on one fresh database each migrate it.
+    let url = db.url.clone();
+    let starts: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { payhost::storage::open(&url).await.map(|_| ()) })
+        })
+        .collect();
+    for start in starts {
+        start.await.unwrap().expect("concurrent start migrates or waits");
+    }
+    let s = db.open().await;
+    s.migrate().await.expect("migrating an up-to-date schema is a no-op");
+    s.kv_set("ns", "k", b"v").await.unwrap();
+    assert_eq!(db.open().await.kv_get("ns", "k").await.unwrap().as_deref(), Some(&b"v"[..]));
 }
 
 // ---------------------------------------------------------------- key-value

@@ -132,13 +132,11 @@ impl JobWorker {
         JobHandle { wake, stop, task: Mutex::new(Some(task)), owner }
     }
 
-    /// Claims and runs one batch of each kind of due job, waiting for all of them.
+    /// Claims and runs one batch of each kind of due job, waiting for all of them. The
+    /// kinds run side by side, so slow deliveries do not hold timers back.
     pub async fn run_once(self: &Arc<Self>) -> RoundReport {
-        RoundReport {
-            timers: timers::run(self).await,
-            deliveries: deliveries::run(self).await,
-            events: events::run(self).await,
-        }
+        let (timers, deliveries, events) = tokio::join!(timers::run(self), deliveries::run(self), events::run(self));
+        RoundReport { timers, deliveries, events }
     }
 
     fn lease(&self, now: i64) -> Lease {

@@ -139,6 +139,8 @@ impl SqliteStorage {
     /// Opens (creating if needed) the database file. Call `migrate` before use.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         let conn = Connection::open(path).map_err(|e| anyhow::anyhow!("opening SQLite database {}: {e}", path.display()))?;
+        // Before anything else: switching to WAL waits for other processes opening the file.
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
         anyhow::ensure!(mode.eq_ignore_ascii_case("wal"), "SQLite database {} refused WAL mode (got {mode})", path.display());
         Self::configure(conn)

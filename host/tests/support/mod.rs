@@ -42,7 +42,13 @@ impl TestDb {
             Ok::<_, tokio_postgres::Error>(())
         };
         if let Err(e) = created.await {
-            println!("SKIPPED postgres: {base} is not usable: {e}");
+            let mut reason = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                reason = format!("{reason}: {cause}");
+                source = cause.source();
+            }
+            println!("SKIPPED postgres: {base} is not usable: {reason}");
             return None;
         }
         let separator = if base.contains('?') { '&' } else { '?' };

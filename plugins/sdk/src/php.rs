@@ -215,13 +215,13 @@ fn gcvt(value: f64, precision: usize) -> String {
         out.push_str(&exponent.abs().to_string());
     } else if decpt <= 0 {
         out.push_str("0.");
-        out.extend(std::iter::repeat('0').take(decpt.unsigned_abs() as usize));
+        out.extend(std::iter::repeat_n('0', decpt.unsigned_abs() as usize));
         out.push_str(&digits);
     } else {
         let decpt = decpt as usize;
         if digits.len() <= decpt {
             out.push_str(&digits);
-            out.extend(std::iter::repeat('0').take(decpt - digits.len()));
+            out.extend(std::iter::repeat_n('0', decpt - digits.len()));
         } else {
             out.push_str(&digits[..decpt]);
             out.push('.');

@@ -186,6 +186,10 @@ impl payhost_sdk::Plugin for Template {
 
 impl payhost_sdk::Events for Template {
     fn on_timer(name: String, payload: Vec<u8>) -> Result<(), String> {
+        if name == "start" {
+            // The host's load-time call; this plugin has no background loop to start.
+            return Ok(());
+        }
         // Appends "name:payload;" so tests can see each firing exactly once.
         let mut log = store::get("timer-fired").map_err(|e| format!("{e:?}"))?.unwrap_or_default();
         log.extend_from_slice(name.as_bytes());

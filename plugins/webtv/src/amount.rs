@@ -11,7 +11,7 @@ pub fn parse(text: &str) -> Result<Decimal, String> {
         None => (text, None),
     };
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(int) || !frac.map_or(true, digits) {
+    if !digits(int) || !frac.is_none_or(digits) {
         return Err(format!("`{text}` is not a decimal amount"));
     }
     Decimal::from_str(text).map_err(|_| format!("`{text}` is not a usable amount"))

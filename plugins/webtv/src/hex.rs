@@ -12,12 +12,11 @@ pub fn encode(bytes: &[u8]) -> String {
 
 /// Decodes hex of either case; `None` for odd length or a non-hex character.
 pub fn decode(text: &str) -> Option<Vec<u8>> {
-    let bytes = text.as_bytes();
-    if bytes.len() % 2 != 0 {
+    let pairs = text.as_bytes().chunks_exact(2);
+    if !pairs.remainder().is_empty() {
         return None;
     }
-    bytes
-        .chunks(2)
+    pairs
         .map(|pair| {
             let hi = (pair[0] as char).to_digit(16)?;
             let lo = (pair[1] as char).to_digit(16)?;

@@ -113,7 +113,7 @@ impl Draft<'_> {
 
     /// Whether a paid order is this same order (WebTV does not change an order's sum).
     fn matches(&self, order: &Order) -> bool {
-        amount::parse(&order.amount).map_or(false, |a| a == self.amount) && order.currency == self.currency
+        amount::parse(&order.amount).is_ok_and(|a| a == self.amount) && order.currency == self.currency
     }
 }
 
@@ -184,7 +184,7 @@ fn description(order: &Order) -> String {
 /// Takes the payment right away (the ledger balance, or a trial with nothing to pay).
 fn charge(host: &dyn Host, cfg: &Config, order: Order) -> Result<Response, String> {
     let slug = order.slug();
-    let answer = if amount::parse(&order.amount).map_or(false, |a| a.is_zero()) {
+    let answer = if amount::parse(&order.amount).is_ok_and(|a| a.is_zero()) {
         None
     } else {
         let request = ChargeRequest {
