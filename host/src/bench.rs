@@ -34,15 +34,19 @@ impl Scratch {
         let config = dir.join("config.toml");
         let component = dir.join("template.wasm");
         std::fs::copy(template, &component).with_context(|| format!("copy {}", template.display()))?;
+        // Grants the faulty test plugin asks for, so it can be the second version in swaps.
+        std::fs::write(dir.join("probe_key"), "bench")?;
         std::fs::write(
             &config,
             format!(
                 "listen = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken_env = \"PAYHOST_BENCH_NO_ADMIN\"\n\
                  [storage]\nurl = \"sqlite://{}\"\n[runtime]\ncache_dir = \"{}\"\n\
-                 [[plugins]]\nname = \"template\"\ncomponent = \"{}\"\nmount = \"/template\"\n",
+                 [[plugins]]\nname = \"template\"\ncomponent = \"{}\"\nmount = \"/template\"\nallowed_hosts = [\"probe.invalid\"]\n\
+                 [plugins.secrets]\nprobe_key = {{ file = \"{}\" }}\n",
                 dir.join("bench.db").display(),
                 dir.join("cache").display(),
-                component.display()
+                component.display(),
+                dir.join("probe_key").display()
             ),
         )?;
         Ok(Self { dir, config })

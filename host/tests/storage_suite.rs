@@ -31,6 +31,7 @@ on_both_backends!(
     events_ingest_once_claim_once_and_fail_after_max_attempts,
     job_worker_retries_until_success_on_the_host_clock,
     two_hosts_run_each_job_exactly_once,
+    admin_api_over_the_ledger_and_the_jobs,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -787,4 +788,96 @@ async fn two_hosts_run_each_job_exactly_once(db: &TestDb) {
     assert_eq!(counts.len(), 20);
     assert!(counts.values().all(|&n| n == 1), "{counts:?}");
     assert!(s1.event_list(None, 100).await.unwrap().iter().all(|e| e.attempts == 1));
+}
+
+// ---------------------------------------------------------------- admin API
+
+async fn admin_api_over_the_ledger_and_the_jobs(db: &TestDb) {
+    use hyper::{Method, StatusCode};
+    use payhost::admin::{accounts, jobs};
+    use serde_json::json;
+
+    let l = ledger(db).await;
+    // `path` is what follows `/accounts/`, as the admin router splits it.
+    let call = |method: Method, path: &str, query: &'static str, body: serde_json::Value| {
+        let (l, path) = (l.clone(), path.to_string());
+        async move {
+            let rest: Vec<&str> = path.split('/').collect();
+            accounts::handle(&l, &method, &rest, query, body.to_string().as_bytes()).await
+        }
+    };
+
+    let (status, body) = call(Method::POST, "sub%2F1/credit", "", json!({"amount": "300.00", "currency": "RUB"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"].as_str().unwrap().contains("idempotency_key is required"));
+    let (status, _) = call(Method::POST, "sub%2F1/credit", "", json!({"amount": 300.0, "currency": "RUB", "idempotency_key": "k"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "JSON numbers are refused");
+    assert_eq!(l.get_account("sub/1").await.unwrap(), None);
+
+    // The operator's top-up opens the account (the id is percent-decoded from the path).
+    let top_up = json!({"amount": "300.00", "currency": "RUB", "reference": "ticket 7", "idempotency_key": "t7"});
+    for _ in 0..2 {
+        let (status, body) = call(Method::POST, "sub%2F1/credit", "", top_up.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["account"]["balance"], "300.00");
+        assert_eq!(body["entry"]["kind"], "credit");
+    }
+    let (status, body) = call(Method::POST, "sub%2F1/debit", "", json!({"amount": "500.00", "idempotency_key": "d1"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!((body["code"].as_str(), body["balance"].as_str(), body["requested"].as_str()), (Some("insufficient-funds"), Some("300.00"), Some("500.00")));
+    let (status, body) = call(Method::POST, "sub%2F1/debit", "", json!({"amount": "1.001", "idempotency_key": "d2"})).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid-amount")));
+    let (status, body) = call(Method::POST, "sub%2F1/credit", "", json!({"amount": "1.00", "currency": "RUB", "reference": "other", "idempotency_key": "t7"})).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::CONFLICT, Some("idempotency-conflict")));
+
+    let (status, body) = call(Method::PUT, "sub%2F1/overdraft", "", json!({"limit": "200.00"})).await;
+    assert_eq!((status, body["account"]["overdraft_limit"].as_str()), (StatusCode::OK, Some("200.00")));
+    let (status, body) = call(Method::POST, "sub%2F1/debit", "", json!({"amount": "500.00", "idempotency_key": "d1"})).await;
+    assert_eq!((status, body["account"]["balance"].as_str()), (StatusCode::OK, Some("-200.00")));
+    let debit_tx = body["entry"]["transaction_id"].as_str().unwrap().to_string();
+
+    let (status, body) = call(Method::GET, "sub%2F1/transactions", "limit=1", json!(null)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["entries"].as_array().unwrap().len(), 1);
+    assert_eq!(body["entries"][0]["amount"], "-500.00");
+
+    let rest = format!("sub%2F1/transactions/{debit_tx}/reverse");
+    let rest = rest.as_str();
+    let (status, _) = call(Method::POST, rest, "", json!({"reference": "mistake"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a reversal needs a key too");
+    let (status, body) = call(Method::POST, rest, "", json!({"reference": "mistake", "idempotency_key": "undo-1"})).await;
+    assert_eq!((status, body["entries"][0]["balance_after"].as_str()), (StatusCode::OK, Some("300.00")));
+    let (status, body) = call(Method::POST, rest, "", json!({"reference": "mistake", "idempotency_key": "undo-2"})).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::CONFLICT, Some("not-reversible")));
+
+    let (status, body) = call(Method::GET, "sub%2F1", "", json!(null)).await;
+    assert_eq!((status, body["id"].as_str(), body["balance"].as_str()), (StatusCode::OK, Some("sub/1"), Some("300.00")));
+    let (status, body) = call(Method::GET, "nobody", "", json!(null)).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::NOT_FOUND, Some("unknown-account")));
+    let (status, _) = call(Method::DELETE, "sub%2F1", "", json!(null)).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    let (status, _) = call(Method::POST, "nobody/debit", "", json!({"amount": "1.00", "idempotency_key": "x"})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Job lists: attempts and state shown, signatures and card tokens not.
+    let s = l.storage.clone();
+    s.delivery_enqueue("shop", "k", &delivery("http://127.0.0.1:9/cb".into(), 0), 1_000).await.unwrap();
+    s.timer_upsert("shop", "renew", 5_000, b"sub-1").await.unwrap();
+    let mut saved = payment_event("pi_9", "succeeded");
+    saved.saved_method = Some("pm_card_secret".into());
+    s.event_ingest("shop", &saved, 1_000).await.unwrap();
+    let (status, body) = jobs::handle(s.as_ref(), &Method::GET, "deliveries", &[], "instance=shop").await;
+    assert_eq!((status, body["count"].as_u64()), (StatusCode::OK, Some(1)));
+    assert_eq!(body["deliveries"][0]["headers"][1], json!(["X-Signature", "[redacted]"]));
+    assert_eq!(body["deliveries"][0]["body"], r#"{"paid":true}"#);
+    assert_eq!(body["deliveries"][0]["state"], "pending");
+    let (_, body) = jobs::handle(s.as_ref(), &Method::GET, "events", &[], "provider=shop").await;
+    assert_eq!(body["events"][0]["saved_method"], "[redacted]");
+    assert!(!body.to_string().contains("pm_card_secret"));
+    let (_, body) = jobs::handle(s.as_ref(), &Method::GET, "timers", &[], "").await;
+    assert_eq!((body["timers"][0]["name"].as_str(), body["timers"][0]["state"].as_str()), (Some("renew"), Some("scheduled")));
+    let (_, body) = jobs::handle(s.as_ref(), &Method::GET, "deliveries", &[], "instance=elsewhere").await;
+    assert_eq!(body["count"], 0);
+    let (status, _) = jobs::handle(s.as_ref(), &Method::POST, "timers", &[], "").await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
 }

@@ -3,14 +3,21 @@
 //! receives the confirm/fail callbacks and checks their SHA1 with its own formula.
 //! Card payments go through the real `stripe` plugin against the Stripe simulator.
 
+use std::time::Duration;
+
 use futures::future::join_all;
-use payhost_tests::sim::platform24::{self as p24, Platform24Sim};
+use payhost_tests::sim::http::{SimResponse, SimServer};
+use payhost_tests::sim::platform24::{self as p24, Callback, Platform24Sim};
+use payhost_tests::sim::stripe::{Outcome, SentWebhook, StripeSim};
 use payhost_tests::{plugin_wasm, HostBuilder, TestHost};
 use serde_json::{json, Value};
 
 const PRIVATE_KEY: &str = "p24-private-key-9f2c41";
 const PAYSYSTEM: &str = "payhost";
 const PREFIX: &str = "p24-";
+const STRIPE_KEY: &str = "sk_test_51Platform24CardPayments";
+const STRIPE_WEBHOOK_SECRET: &str = "whsec_Platform24CardPaymentsSecret";
+const WAIT: Duration = Duration::from_secs(30);
 
 /// The platform24 instance's config; `system` is its payment-system instance.
 fn platform24_config(sim: &Platform24Sim, system: &str) -> String {
@@ -152,6 +159,20 @@ async fn packets_debit_all_at_once_and_refuse_when_short_by_a_kopeck() {
     let v = status_of(&host, ("packets?user_id=rich&trf_ids=11,99".into(), body)).await;
     assert_eq!(v["status"], -3, "{v}");
     assert_eq!(balance_of(&host, "rich").await, "50.00");
+
+    // An account kept in another currency than the platform's RUB.
+    let (status, body) = host
+        .admin(
+            "POST",
+            &format!("/accounts/{PREFIX}dollar/credit"),
+            Some(json!({ "amount": "500.00", "currency": "USD", "reference": "topup", "idempotency_key": "u1" })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let v = status_of(&host, p24::packets_request("dollar", &[(11, "300.00", "Базовый")])).await;
+    assert_eq!(v["status"], -4, "{v}");
+    assert!(v["errmsg"].as_str().unwrap().contains("USD"), "{v}");
+    assert_eq!(balance_of(&host, "dollar").await, "500.00");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -202,7 +223,7 @@ async fn a_repeated_purchase_debits_once_even_across_a_bucket_edge() {
 
     // Past the window it is a new purchase.
     host.advance_clock(300).await;
-    assert_eq!(status_of(&host, request()).await, json!({ "status": 1 }), "{}", host.logs());
+    assert_eq!(status_of(&host, request()).await, json!({ "status": 1 }));
     assert_eq!(balance_of(&host, "abon-3").await, "700.00");
 }
 
@@ -265,4 +286,255 @@ async fn a_repeat_after_a_host_restart_is_still_the_same_purchase() {
     host.restart().await;
     assert_eq!(status_of(&host, request()).await, json!({ "status": 1 }));
     assert_eq!(balance_of(&host, "abon-r").await, "30.00");
+}
+
+// ---- card payments through the stripe plugin ----
+
+/// The stripe instance (API at `api_base`, calls cut off after `http_timeout_ms`) and
+/// the platform24 instance taking card payments through it.
+fn card_config(sim: &Platform24Sim, api_base: &str, api_host: &str, http_timeout_ms: u64) -> String {
+    format!(
+        r#"
+[[plugins]]
+name = "stripe"
+component = {component:?}
+mount = "/stripe"
+allowed_hosts = ["{api_host}"]
+[plugins.secrets]
+stripe_secret_key = {{ env = "STRIPE_SECRET_KEY" }}
+stripe_webhook_secret = {{ env = "STRIPE_WEBHOOK_SECRET" }}
+[plugins.settings]
+api_base_url = "{api_base}"
+[plugins.limits]
+http_timeout_ms = {http_timeout_ms}
+{platform24}"#,
+        component = plugin_wasm("stripe").display().to_string(),
+        platform24 = platform24_config(sim, "stripe"),
+    )
+}
+
+struct Cards {
+    host: TestHost,
+    p24: Platform24Sim,
+    stripe: StripeSim,
+}
+
+async fn start_cards() -> Cards {
+    let p24 = Platform24Sim::start(PRIVATE_KEY, PAYSYSTEM).await;
+    let stripe = StripeSim::start(STRIPE_KEY, STRIPE_WEBHOOK_SECRET).await;
+    let host = HostBuilder::new()
+        .env("P24_PRIVATE_KEY", PRIVATE_KEY)
+        .env("STRIPE_SECRET_KEY", STRIPE_KEY)
+        .env("STRIPE_WEBHOOK_SECRET", STRIPE_WEBHOOK_SECRET)
+        .config(&card_config(&p24, &stripe.base_url(), &stripe.host_port(), 6000))
+        .start()
+        .await;
+    Cards { host, p24, stripe }
+}
+
+/// Platform24's payment-form request as a form POST; (HTTP status, JSON answer).
+async fn payment_form(host: &TestHost, params: &[(String, String)]) -> (u16, Value) {
+    let resp = host.post("/p24/payment_form", "application/x-www-form-urlencoded", p24::form_encode(params)).await;
+    let status = resp.status().as_u16();
+    assert_eq!(resp.headers()["content-type"], "application/json; charset=utf-8");
+    (status, resp.json().await.expect("JSON answer"))
+}
+
+impl Cards {
+    /// Asks for a payment form; returns the Stripe session id behind the redirect URL.
+    async fn checkout(&self, uid: &str, transaction_id: &str, amount: &str) -> String {
+        let params = p24::payment_form_params(PRIVATE_KEY, uid, transaction_id, "Пакет «Кино» на 30 дней", amount);
+        let (status, v) = payment_form(&self.host, &params).await;
+        assert_eq!(status, 200, "{v}");
+        let url = v["redirect_url"].as_str().unwrap_or_else(|| panic!("no redirect_url: {v}"));
+        assert!(url.starts_with(&format!("{}/c/pay/", self.stripe.base_url())), "{url}");
+        url.rsplit('/').next().unwrap().to_string()
+    }
+
+    /// The buyer finishes the hosted page; Stripe's signed webhook reaches the host.
+    async fn pay(&self, session: &str, outcome: Outcome) -> SentWebhook {
+        let now = self.host.now().await;
+        let sent = self.stripe.complete_session(session, outcome, &self.host.url("/stripe/webhook"), now).await;
+        assert_eq!(sent.status, 200, "webhook refused");
+        sent
+    }
+
+    async fn wait_callbacks(&self, n: usize) -> Vec<Callback> {
+        let arrived = self.host.wait_until(WAIT, || async { self.p24.callbacks().len() >= n }).await;
+        assert!(arrived, "expected {n} callback(s), got {:?}:\n{}", self.p24.callbacks(), self.host.logs());
+        self.p24.callbacks()
+    }
+
+    async fn deliveries(&self) -> Vec<Value> {
+        let (status, body) = self.host.admin("GET", "/deliveries?instance=p24", None).await;
+        assert_eq!(status, 200, "{body}");
+        body["deliveries"].as_array().expect("deliveries").clone()
+    }
+
+    /// Waits until every delivery of the instance is done.
+    async fn wait_deliveries_done(&self) -> Vec<Value> {
+        let done = self
+            .host
+            .wait_until(WAIT, || async {
+                let d = self.deliveries().await;
+                !d.is_empty() && d.iter().all(|d| d["state"] == "done")
+            })
+            .await;
+        assert!(done, "deliveries not done: {:?}", self.deliveries().await);
+        self.deliveries().await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_card_payment_credits_the_account_and_confirms_to_platform24() {
+    let c = start_cards().await;
+    fund(&c.host, "card-1", "10.00", "k1").await;
+
+    let session = c.checkout("card-1", "tx-1001", "150.50").await;
+    let stored = c.stripe.session(&session).expect("session at stripe");
+    assert_eq!(stored["amount_total"], 15050, "{stored}");
+    assert_eq!(stored["currency"], "rub", "{stored}");
+    assert_eq!(stored["client_reference_id"], "tx-1001", "{stored}");
+
+    // Platform24 asking again (JSON this time) gets the same page, no second checkout.
+    let params = p24::payment_form_params(PRIVATE_KEY, "card-1", "tx-1001", "Пакет «Кино» на 30 дней", "150.50");
+    let object: serde_json::Map<String, Value> = params.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+    let resp = c.host.post_json("/p24/payment_form", &Value::Object(object)).await;
+    assert_eq!(resp.status(), 200);
+    let again: Value = resp.json().await.unwrap();
+    assert!(again["redirect_url"].as_str().unwrap().ends_with(&session), "{again}");
+    assert_eq!(c.stripe.sessions().len(), 1);
+
+    let sent = c.pay(&session, Outcome::Paid).await;
+    let callbacks = c.wait_callbacks(1).await;
+    let cb = &callbacks[0];
+    assert_eq!(cb.outcome, "confirm");
+    assert!(cb.signature_ok, "the simulator's SHA1 does not match: {cb:?}");
+    assert_eq!((cb.transaction_id.as_str(), cb.amount.as_str(), cb.currency.as_str()), ("tx-1001", "150.50", "RUB"));
+    assert!(!cb.external_transaction_id.is_empty(), "{cb:?}");
+    assert_eq!(balance_of(&c.host, "card-1").await, "160.50");
+
+    // Stripe resending the webhook credits nothing more and sends no second confirm.
+    let webhook = c.host.url("/stripe/webhook");
+    assert_eq!(c.stripe.post_webhook(&webhook, &sent.payload, &sent.signature).await, 200);
+    let (_, events) = c.host.admin("GET", "/events?provider=p24", None).await;
+    let events: Vec<&Value> = events["events"].as_array().unwrap().iter().filter(|e| e["reference"] == "tx-1001").collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    let deliveries = c.wait_deliveries_done().await;
+    assert_eq!(deliveries.len(), 1, "{deliveries:?}");
+    assert_eq!(deliveries[0]["key"], "confirm/tx-1001");
+    assert_eq!(c.p24.callbacks().len(), 1);
+    assert_eq!(balance_of(&c.host, "card-1").await, "160.50");
+
+    let logs = c.host.logs();
+    assert!(logs.contains("platform24 payment form issued") && logs.contains("platform24 card payment credited"), "{logs}");
+    assert!(!logs.contains(PRIVATE_KEY), "the private key reached the log");
+    assert!(!logs.contains(&cb.security_key), "a callback SecurityKey reached the log");
+    let form_key = &params.iter().find(|(k, _)| k == "SecurityKey").unwrap().1;
+    assert!(!logs.contains(form_key.as_str()), "a payment-form SecurityKey reached the log");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_card_payment_reports_fail() {
+    let c = start_cards().await;
+    fund(&c.host, "card-2", "5.00", "k2").await;
+    let session = c.checkout("card-2", "tx-2002", "300.00").await;
+    c.pay(&session, Outcome::Expired).await;
+
+    let callbacks = c.wait_callbacks(1).await;
+    let cb = &callbacks[0];
+    assert_eq!(cb.outcome, "fail");
+    assert!(cb.signature_ok, "the simulator's SHA1 does not match: {cb:?}");
+    assert_eq!((cb.transaction_id.as_str(), cb.amount.as_str(), cb.currency.as_str()), ("tx-2002", "300.00", "RUB"));
+    assert_eq!(balance_of(&c.host, "card-2").await, "5.00", "nothing credited");
+    let deliveries = c.wait_deliveries_done().await;
+    assert_eq!(deliveries.len(), 1, "{deliveries:?}");
+    assert_eq!(deliveries[0]["key"], "fail/tx-2002");
+
+    // A paid transaction cannot be asked for again as another payment.
+    let params = p24::payment_form_params(PRIVATE_KEY, "card-2", "tx-2002", "Пакет", "999.00");
+    let (status, v) = payment_form(&c.host, &params).await;
+    assert_eq!(status, 409, "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_confirm_survives_a_platform24_outage_and_a_host_crash_and_arrives_once() {
+    let mut c = start_cards().await;
+    fund(&c.host, "card-3", "0.50", "k3").await;
+    let session = c.checkout("card-3", "tx-3003", "200.00").await;
+
+    c.p24.set_down(true);
+    c.pay(&session, Outcome::Paid).await;
+    // The money is credited at once; the confirm is refused while Platform24 is down.
+    let credited = c.host.wait_until(WAIT, || async { balance_of(&c.host, "card-3").await == "200.50" }).await;
+    assert!(credited, "balance {}", balance_of(&c.host, "card-3").await);
+    let tried = c
+        .host
+        .wait_until(WAIT, || async { c.deliveries().await.first().is_some_and(|d| d["attempts"].as_u64() >= Some(1)) })
+        .await;
+    assert!(tried, "{:?}", c.deliveries().await);
+    assert!(c.p24.callbacks().is_empty());
+
+    // The host dies and comes back: the queued confirm is still there.
+    c.host.kill9().await;
+    c.host.start_again().await;
+    c.host.advance_clock(3600).await;
+    let retried = c
+        .host
+        .wait_until(WAIT, || async { c.deliveries().await.first().is_some_and(|d| d["attempts"].as_u64() >= Some(2)) })
+        .await;
+    assert!(retried, "{:?}", c.deliveries().await);
+    assert_eq!(c.deliveries().await[0]["state"], "pending");
+
+    // Platform24 is back: the next retry (driven by the host clock) delivers it.
+    c.p24.set_down(false);
+    c.host.advance_clock(3600).await;
+    let callbacks = c.wait_callbacks(1).await;
+    assert_eq!(callbacks[0].outcome, "confirm");
+    assert!(callbacks[0].signature_ok, "{:?}", callbacks[0]);
+    let deliveries = c.wait_deliveries_done().await;
+    assert_eq!(deliveries.len(), 1);
+    c.host.advance_clock(7200).await;
+    let (_, events) = c.host.admin("GET", "/events?provider=p24", None).await;
+    assert!(events["events"].as_array().unwrap().iter().all(|e| e["state"] == "done"), "{events}");
+    assert_eq!(c.p24.callbacks().len(), 1, "the confirm arrived once");
+    assert_eq!(balance_of(&c.host, "card-3").await, "200.50", "credited once");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_down_or_slow_payment_system_gives_a_clear_error() {
+    // Stripe answering 503.
+    let c = start_cards().await;
+    fund(&c.host, "card-4", "1.00", "k4").await;
+    c.stripe.server().set_down(true);
+    let params = p24::payment_form_params(PRIVATE_KEY, "card-4", "tx-4004", "Пакет", "100.00");
+    let (status, v) = payment_form(&c.host, &params).await;
+    assert_eq!(status, 503, "{v}");
+    assert!(v.get("redirect_url").is_none(), "{v}");
+    assert!(v["errmsg"].as_str().unwrap().contains("Платёжная система"), "{v}");
+    // Once it is back, the same transaction gets its page.
+    c.stripe.server().set_down(false);
+    c.checkout("card-4", "tx-4004", "100.00").await;
+
+    // A payment system that never answers in time: its plugin's outbound deadline
+    // (limits.http_timeout_ms) turns into the same clear answer.
+    let p24 = Platform24Sim::start(PRIVATE_KEY, PAYSYSTEM).await;
+    let slow = SimServer::start(|_| {
+        std::thread::sleep(Duration::from_secs(3));
+        SimResponse::empty(500)
+    })
+    .await;
+    let host = HostBuilder::new()
+        .env("P24_PRIVATE_KEY", PRIVATE_KEY)
+        .env("STRIPE_SECRET_KEY", STRIPE_KEY)
+        .env("STRIPE_WEBHOOK_SECRET", STRIPE_WEBHOOK_SECRET)
+        .config(&card_config(&p24, &slow.base_url(), &slow.host_port(), 500))
+        .start()
+        .await;
+    fund(&host, "card-5", "1.00", "k5").await;
+    let params = p24::payment_form_params(PRIVATE_KEY, "card-5", "tx-5005", "Пакет", "100.00");
+    let (status, v) = payment_form(&host, &params).await;
+    assert_eq!(status, 503, "{v}");
+    assert!(v["errmsg"].as_str().unwrap().contains("не ответила"), "{v}");
+    assert!(host.logs().contains("did not answer in time"), "the log says why");
 }

@@ -48,8 +48,9 @@ webtv_base_url = {base:?}
     Setup { host, store, stripe: None }
 }
 
-/// The webtv instance taking card payments through the stripe instance.
-async fn stripe_setup() -> Setup {
+/// The webtv instance taking card payments through the stripe instance; `settings` are
+/// extra TOML lines for the webtv instance.
+async fn stripe_setup(settings: &str) -> Setup {
     let store = WebTvSim::start(KEY).await;
     let stripe = StripeSim::start(STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET).await;
     let config = format!(
@@ -76,6 +77,7 @@ webtv_key = {{ env = "WEBTV_KEY" }}
 webtv_base_url = {base:?}
 payment_method = "stripe"
 public_url = {PUBLIC_URL:?}
+{settings}
 "#,
         stripe_wasm = plugin_wasm("stripe").display().to_string(),
         stripe_host = stripe.host_port(),
@@ -280,7 +282,9 @@ async fn tampered_unsigned_and_incomplete_requests_get_an_error_page() {
 
     assert_eq!(s.balance("7").await, "100.00");
     assert!(s.store.accepted().is_empty());
-    assert!(!s.host.logs().contains(KEY));
+    let logs = s.host.logs();
+    let signature = query.split('&').find_map(|p| p.strip_prefix("signature=")).unwrap();
+    assert!(!logs.contains(KEY) && !logs.contains(signature), "a key or signature reached the log");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -405,7 +409,7 @@ async fn declined_recurring_charges_retry_then_suspend() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn card_payments_through_stripe_and_recurring_charges_on_the_saved_card() {
-    let mut s = stripe_setup().await;
+    let mut s = stripe_setup("").await;
     let webhook = s.host.url("/stripe/webhook");
     let now = s.host.now().await;
     let order = Order::new("6001", "10.50", "7").with_item(RecurringItem::new("GOLD", "9.99", "MONTH", 1, now + 5 * DAY));
@@ -463,7 +467,7 @@ async fn card_payments_through_stripe_and_recurring_charges_on_the_saved_card() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stripe_return_before_the_webhook_uses_lookup_and_an_expired_page_is_an_error() {
-    let s = stripe_setup().await;
+    let s = stripe_setup("").await;
     let now = s.host.now().await;
 
     // Paid, but the webhook has not come yet: the return asks Stripe.
@@ -488,4 +492,35 @@ async fn a_stripe_return_before_the_webhook_uses_lookup_and_an_expired_page_is_a
     let again = s.pay_location(&expired).await;
     assert!(again.starts_with(&s.stripe().base_url()));
     assert!(s.stripe().sessions().iter().any(|x| x["client_reference_id"] == "webtv-3-6102-a2"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_declining_saved_card_suspends_the_profile() {
+    let mut s = stripe_setup("max_failures = \"2\"\nretry_after_seconds = \"3600\"").await;
+    let webhook = s.host.url("/stripe/webhook");
+    let now = s.host.now().await;
+    let order = Order::new("6201", "5.00", "9").with_item(RecurringItem::new("GOLD", "9.99", "WEEK", 1, now + DAY));
+    s.pay_location(&order).await;
+    let session = s.stripe().sessions().remove(0);
+    let id = session["id"].as_str().unwrap().to_string();
+    assert_eq!(s.stripe().complete_session(&id, Outcome::PaidWithDecliningCard, &webhook, now).await.status, 200);
+    let return_path = session["success_url"].as_str().unwrap().strip_prefix("https://pay.example.test").unwrap().to_string();
+    let r = s.back_to_store(&location(s.host.get(&return_path).await).await).await;
+    assert_eq!((r.status.as_str(), r.items[0].status.as_str()), ("SUCCESS", "Active"));
+    let profile = r.items[0].profile_id.clone();
+
+    s.advance_to(now + DAY).await;
+    assert!(s.host.wait_until(WAIT, || async { s.declines() >= 1 }).await, "{}", s.host.logs());
+    s.advance_to(now + DAY + 3600).await;
+    let suspended = s.host.wait_until(WAIT, || async { s.action("rp_status", &profile).await["status"] == "Suspended" }).await;
+    assert!(suspended, "{}", s.host.logs());
+    let tries: Vec<String> = s
+        .stripe()
+        .intents()
+        .iter()
+        .filter_map(|pi| pi["metadata"]["reference"].as_str().map(str::to_string))
+        .filter(|r| r.starts_with(&profile))
+        .collect();
+    assert_eq!(tries.len(), 2, "{tries:?}");
+    assert!(tries.contains(&format!("{profile}-p0")) && tries.contains(&format!("{profile}-p0-r1")), "{tries:?}");
 }

@@ -32,7 +32,9 @@ pub async fn open(url: &str) -> anyhow::Result<Arc<dyn Storage>> {
             .or_else(|| url.strip_prefix("sqlite:"))
             .unwrap_or(url);
         anyhow::ensure!(!path.is_empty(), "storage URL `{url}` names no SQLite file");
-        Arc::new(sqlite::SqliteStorage::open(std::path::Path::new(path))?)
+        let path = std::path::PathBuf::from(path);
+        // Opening may wait for another process that holds the file.
+        Arc::new(tokio::task::spawn_blocking(move || sqlite::SqliteStorage::open(&path)).await??)
     };
     storage
         .migrate()

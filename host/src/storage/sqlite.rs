@@ -139,9 +139,17 @@ impl SqliteStorage {
     /// Opens (creating if needed) the database file. Call `migrate` before use.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         let conn = Connection::open(path).map_err(|e| anyhow::anyhow!("opening SQLite database {}: {e}", path.display()))?;
-        // Before anything else: switching to WAL waits for other processes opening the file.
         conn.busy_timeout(BUSY_TIMEOUT)?;
-        let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+        // Switching to WAL needs the file to itself, and SQLite answers "busy" at once
+        // (without its busy handler) while another process is opening the same file:
+        // wait and try again, as the busy timeout would.
+        let started = std::time::Instant::now();
+        let mode = loop {
+            match conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0)) {
+                Err(e) if is_busy(&e) && started.elapsed() < BUSY_TIMEOUT => std::thread::sleep(Duration::from_millis(10)),
+                other => break other.map_err(|e| anyhow::anyhow!("setting WAL mode on {}: {e}", path.display()))?,
+            }
+        };
         anyhow::ensure!(mode.eq_ignore_ascii_case("wal"), "SQLite database {} refused WAL mode (got {mode})", path.display());
         Self::configure(conn)
     }
@@ -177,6 +185,10 @@ impl SqliteStorage {
 
 fn backend(e: rusqlite::Error) -> StorageError {
     StorageError::Backend(format!("SQLite: {e}"))
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
 }
 
 fn immediate(conn: &mut Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {

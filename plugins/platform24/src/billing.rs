@@ -9,7 +9,7 @@
 use crate::answer::{self, Failure};
 use crate::config::Config;
 use crate::records::{self, Subscription, SubscriptionState};
-use crate::wire::{Inbound, Purchase};
+use crate::wire::{Inbound, Packet, Purchase};
 use crate::{dedup, wire};
 use payhost_sdk::{clock, ledger, Request, Response};
 
@@ -84,12 +84,13 @@ fn debit(config: &Config, purchase: &Purchase) -> Result<(), Failure> {
         purchase.packets.iter().map(|p| (p.id.as_str(), p.price.as_str())).collect();
     let key = dedup::key_for(&account.id, &priced, config.dedup_window_seconds)
         .map_err(|e| unavailable("dedup", e))?;
-    // Free packets move no money (the ledger refuses zero debits). References hold only
-    // what the idempotency key covers, so a repeat is the same call, never a conflict.
-    let lines: Vec<ledger::DebitLine> = purchase
-        .packets
-        .iter()
-        .filter(|p| !p.price.is_zero())
+    // Free packets move no money (the ledger refuses zero debits). Lines are sorted and
+    // hold only what the idempotency key covers, so a repeat (packets in any order) is
+    // the same ledger call, never a conflict.
+    let mut paid: Vec<&Packet> = purchase.packets.iter().filter(|p| !p.price.is_zero()).collect();
+    paid.sort_by(|a, b| (a.id.as_str(), a.price.as_str()).cmp(&(b.id.as_str(), b.price.as_str())));
+    let lines: Vec<ledger::DebitLine> = paid
+        .into_iter()
         .map(|p| ledger::DebitLine {
             account: account.id.clone(),
             amount: p.price.as_str().into(),

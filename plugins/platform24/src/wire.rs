@@ -130,8 +130,32 @@ pub struct Inbound {
     body: Body,
 }
 
-fn is_form(content_type: Option<&str>) -> bool {
-    content_type.is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"))
+/// How to read a request body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyKind {
+    Empty,
+    Form,
+    Json,
+}
+
+/// A body that opens with `{` is JSON whatever its content type says (HTTP clients
+/// often send JSON text with a form or no content type); otherwise a form content type,
+/// or none with `name=value` text, is a form; anything else must be JSON.
+fn body_kind(content_type: Option<&str>, body: &[u8]) -> BodyKind {
+    let text = body.trim_ascii();
+    if text.is_empty() {
+        return BodyKind::Empty;
+    }
+    if text.starts_with(b"{") {
+        return BodyKind::Json;
+    }
+    let form_type = content_type
+        .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
+    if form_type || (content_type.is_none() && text.contains(&b'=')) {
+        BodyKind::Form
+    } else {
+        BodyKind::Json
+    }
 }
 
 impl Inbound {
@@ -140,11 +164,13 @@ impl Inbound {
     pub fn parse(query: &str, content_type: Option<&str>, body: &[u8]) -> Result<Self, String> {
         let mut params = Params::parse(query);
         let mut parsed = Body::default();
-        if is_form(content_type) {
-            params.merge(Params::parse_bytes(body));
-        } else if !body.iter().all(u8::is_ascii_whitespace) {
-            parsed = serde_json::from_slice(body)
-                .map_err(|e| format!("тело запроса не является ожидаемым JSON ({e})"))?;
+        match body_kind(content_type, body) {
+            BodyKind::Empty => {}
+            BodyKind::Form => params.merge(Params::parse_bytes(body)),
+            BodyKind::Json => {
+                parsed = serde_json::from_slice(body)
+                    .map_err(|e| format!("тело запроса не является ожидаемым JSON ({e})"))?;
+            }
         }
         Ok(Self { params, body: parsed })
     }
@@ -290,14 +316,16 @@ pub struct FormRequest {
 impl FormRequest {
     pub fn parse(query: &str, content_type: Option<&str>, body: &[u8]) -> Result<Self, String> {
         let mut pairs: Vec<(String, String)> = Params::parse(query).pairs().to_vec();
-        if is_form(content_type) {
-            pairs.extend(Params::parse_bytes(body).pairs().iter().cloned());
-        } else if !body.iter().all(u8::is_ascii_whitespace) {
-            let object: std::collections::BTreeMap<String, Box<RawValue>> = serde_json::from_slice(body)
-                .map_err(|e| format!("тело запроса не является JSON-объектом ({e})"))?;
-            for (name, raw) in object {
-                let value = scalar(&Some(raw)).map_err(|_| format!("поле {name} должно быть строкой или числом"))?;
-                pairs.push((name, value.unwrap_or_default()));
+        match body_kind(content_type, body) {
+            BodyKind::Empty => {}
+            BodyKind::Form => pairs.extend(Params::parse_bytes(body).pairs().iter().cloned()),
+            BodyKind::Json => {
+                let object: std::collections::BTreeMap<String, Box<RawValue>> = serde_json::from_slice(body)
+                    .map_err(|e| format!("тело запроса не является JSON-объектом ({e})"))?;
+                for (name, raw) in object {
+                    let value = scalar(&Some(raw)).map_err(|_| format!("поле {name} должно быть строкой или числом"))?;
+                    pairs.push((name, value.unwrap_or_default()));
+                }
             }
         }
         // The signature is over exact values, so no trimming; names match case-insensitively.
@@ -418,6 +446,24 @@ mod tests {
         assert_eq!(a.provider_uid.as_deref(), Some("abon-1"));
         assert_eq!(a.platform_user_id.as_deref(), Some("981"));
         assert_eq!(json("", "").auth().unwrap().provider_uid, None);
+    }
+
+    #[test]
+    fn body_kind_follows_the_text_first() {
+        assert_eq!(body_kind(Some("application/json"), b"  "), BodyKind::Empty);
+        assert_eq!(body_kind(Some("application/x-www-form-urlencoded"), b"{\"a\":1}"), BodyKind::Json);
+        assert_eq!(body_kind(None, b"{\"a\":1}"), BodyKind::Json);
+        assert_eq!(body_kind(Some("application/x-www-form-urlencoded; charset=utf-8"), b"a=1"), BodyKind::Form);
+        assert_eq!(body_kind(None, b"a=1&b=2"), BodyKind::Form);
+        assert_eq!(body_kind(Some("application/json"), b"a=1"), BodyKind::Json);
+        assert_eq!(body_kind(Some("text/plain"), b"[1]"), BodyKind::Json);
+    }
+
+    #[test]
+    fn json_sent_with_a_form_content_type_is_still_json() {
+        let body = br#"{"user":{"provider_uid":"u9"},"packets":[{"id":1,"price":"5.00"}]}"#;
+        let i = Inbound::parse("", Some("application/x-www-form-urlencoded"), body).unwrap();
+        assert_eq!(i.purchase().unwrap().user, "u9");
     }
 
     #[test]

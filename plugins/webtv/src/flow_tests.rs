@@ -236,12 +236,40 @@ fn a_retried_timer_does_not_charge_twice() {
     host.advance(DAY);
     let cfg = host.cfg();
     crate::recurring::on_timer(&host, &cfg, &timer).unwrap();
+    // The host fires the same timer again: the profile has moved on, so it only sets
+    // the current timer again.
     crate::recurring::on_timer(&host, &cfg, &timer).unwrap();
     assert_eq!(host.balance("7"), "80");
-    // A charge that went through but whose result was lost is asked again with the
-    // same reference: the system answers the first result.
-    let calls = host.charge_calls.borrow().len();
-    assert_eq!(calls, 2);
+    assert_eq!(host.charge_calls.borrow().len(), 2);
+    assert!(host.timers.borrow().contains_key("rp-3-109-0/t1"));
+}
+
+#[test]
+fn a_charge_whose_result_was_lost_is_asked_again_with_its_reference() {
+    let host = balance_host();
+    host.fund("7", "100");
+    let mut order = WebTvOrder::new("112", "10");
+    order.items = vec![WebTvItem::monthly("GOLD", "10", START + DAY)];
+    webtv_return(&host.get("/", &order.query()));
+    host.advance(DAY);
+    // The system took the money but its answer never arrived.
+    let profile: crate::profile::Profile =
+        serde_json::from_slice(&host.store.borrow()["profile/rp-3-112-0"]).unwrap();
+    let reference = profile.charge_reference();
+    crate::host::Host::charge(&host, "balance", &payhost_sdk::payments::ChargeRequest {
+        amount: "10".into(),
+        currency: "USD".into(),
+        description: "lost".into(),
+        reference: reference.clone(),
+        customer: "7".into(),
+        saved_method: None,
+    })
+    .unwrap();
+    assert_eq!(host.balance("7"), "80");
+    host.fire_due_timers();
+    assert_eq!(host.balance("7"), "80", "the timer's charge is the same payment");
+    let calls: Vec<String> = host.charge_calls.borrow().iter().map(|(_, r, _)| r.clone()).collect();
+    assert_eq!(calls[1..], [reference.clone(), reference]);
 }
 
 #[test]

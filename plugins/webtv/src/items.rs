@@ -98,3 +98,72 @@ pub fn failed_outcome(index: usize, error: &str) -> ItemOutcome {
         first_payment_date: 0,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{md5_hex, webtv_sign, FakeHost, START};
+
+    fn raw(sku: &str, amount: &str, period: &str, frequency: &str, first: i64) -> RawItem {
+        let signature = webtv_sign(&md5_hex(format!("{sku}{}{frequency}{period}", php::floatval_string(amount)).as_bytes()));
+        RawItem {
+            index: 0,
+            sku: sku.into(),
+            amount: amount.into(),
+            period: period.into(),
+            frequency: frequency.into(),
+            first_payment_date: first.to_string(),
+            signature,
+        }
+    }
+
+    fn check(item: RawItem) -> Item {
+        verify(&FakeHost::new(&[]), &[item], START).unwrap().remove(0)
+    }
+
+    fn error_of(item: RawItem) -> String {
+        match check(item) {
+            Item::Invalid { error, .. } => error,
+            Item::Valid(spec) => panic!("accepted {spec:?}"),
+        }
+    }
+
+    #[test]
+    fn a_good_item_keeps_the_signed_values() {
+        let Item::Valid(spec) = check(raw("GOLD", "10.50", "month", "3", START + 5)) else { panic!() };
+        assert_eq!((spec.sku.as_str(), spec.amount.as_str(), spec.frequency), ("GOLD", "10.5", 3));
+        assert_eq!((spec.period, spec.first_payment_date), (crate::schedule::Period::Month, START + 5));
+    }
+
+    #[test]
+    fn signed_but_unusable_values_fail_the_item() {
+        assert!(error_of(raw("G", "0", "MONTH", "1", START)).contains("amount"));
+        assert!(error_of(raw("G", "-5", "MONTH", "1", START)).contains("amount"));
+        assert!(error_of(raw("G", "1e20", "MONTH", "1", START)).contains("amount"));
+        assert!(error_of(raw("G", "5", "FORTNIGHT", "1", START)).contains("period"));
+        assert!(error_of(raw("G", "5", "DAY", "0", START)).contains("frequency"));
+        assert!(error_of(raw("G", "5", "DAY", "x", START)).contains("frequency"));
+        assert!(error_of(raw("G", "5", "DAY", "1", START - 2 * PAST_GRACE_SECONDS)).contains("in the past"));
+        let mut item = raw("G", "5", "DAY", "1", START);
+        item.first_payment_date = "tomorrow".into();
+        assert!(error_of(item).contains("first payment date"));
+    }
+
+    #[test]
+    fn a_bad_signature_fails_with_the_samples_text() {
+        let mut item = raw("G", "5", "DAY", "1", START);
+        item.amount = "4".into();
+        assert_eq!(error_of(item), SIGNATURE_ERROR);
+        let mut item = raw("G", "5", "DAY", "1", START);
+        item.signature = String::new();
+        assert_eq!(error_of(item), SIGNATURE_ERROR);
+    }
+
+    #[test]
+    fn a_sku_encoded_twice_is_accepted_in_its_signed_form() {
+        let mut item = raw("Gold/Plus", "5", "DAY", "1", START);
+        item.sku = "Gold%2FPlus".into();
+        let Item::Valid(spec) = check(item) else { panic!() };
+        assert_eq!(spec.sku, "Gold/Plus");
+    }
+}
