@@ -274,6 +274,9 @@ impl Config {
             if p.name == "balance" {
                 bail!("plugin name `balance` is reserved for the built-in ledger payment method");
             }
+            if p.name == "admin" {
+                bail!("plugin name `admin` is reserved: the admin API's ledger calls use it as their scope");
+            }
             if !names.insert(p.name.as_str()) {
                 bail!("plugin name `{}` is used by two [[plugins]] entries; give each instance its own name", p.name);
             }

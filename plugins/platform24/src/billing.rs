@@ -75,7 +75,7 @@ pub fn purchase(config: &Config, req: &Request) -> Response {
             user = Some(p.user.clone());
             debit(config, &p)
         });
-    status_answer("packets", user.as_deref(), result)
+    status_answer("purchase", user.as_deref(), result)
 }
 
 fn debit(config: &Config, purchase: &Purchase) -> Result<(), Failure> {

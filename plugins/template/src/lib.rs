@@ -20,6 +20,8 @@
 //! | `POST /timer?name=&in=SECONDS` | a durable timer; `GET /timer-fired` shows its firings |
 //! | `POST /deliver?url=` | a durable outbound delivery |
 //! | `POST /checkout`, `/charge`, `/refund`, `GET /lookup`, `GET /payment` | payments (see `payments`) |
+// Native builds (unit tests) do not export the component, so its entry points look unused.
+#![cfg_attr(not(target_arch = "wasm32"), allow(dead_code, unused_imports))]
 
 mod payments;
 

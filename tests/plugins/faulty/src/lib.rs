@@ -3,6 +3,8 @@
 //! bound, `GET /trap` panics; `GET /` answers normally, naming itself. `GET /env` and
 //! `GET /file` show what the sandbox lets a plugin see of the host (nothing). It asks
 //! for a secret and a host in `describe`, so config checks have something to refuse.
+// Native builds (unit tests) do not export the component, so its entry points look unused.
+#![cfg_attr(not(target_arch = "wasm32"), allow(dead_code, unused_imports))]
 
 use payhost_sdk::payments::PaymentEvent;
 use payhost_sdk::types::PluginInfo;
