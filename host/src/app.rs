@@ -52,13 +52,8 @@ impl Running {
     }
 }
 
-/// Installs the TLS crypto provider for outbound HTTPS (once per process).
-pub fn install_crypto() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
+/// The outbound client (HTTPS through rustls with ring and the webpki roots).
 pub fn http_client() -> Result<reqwest::Client> {
-    install_crypto();
     reqwest::Client::builder()
         // A redirect could leave the plugin's allow-list: plugins see 3xx themselves.
         .redirect(reqwest::redirect::Policy::none())
