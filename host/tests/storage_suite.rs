@@ -96,8 +96,7 @@ fn test_job_config(batch: u32) -> JobConfig {
 }
 
 fn http_client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder().build().expect("http client")
+    payhost::app::http_client().expect("http client")
 }
 
 /// Claims with `claim` in a loop until nothing is left, on two handles at once; returns

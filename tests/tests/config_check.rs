@@ -92,3 +92,39 @@ fn payment_system_that_does_not_exist() {
     let config = faulty("a", "/a").replace("allowed_hosts", "payment_systems = [\"stripe\"]\nallowed_hosts");
     assert_refused(&config, &[("PROBE_KEY", "k")], &["plugin `a`", "payment_systems names `stripe`"]);
 }
+
+#[test]
+fn shipped_config_is_valid_as_is_and_with_every_provider_enabled() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let text = std::fs::read_to_string(root.join("config.toml")).unwrap();
+    let plugin_dir = plugin_wasm("template").parent().unwrap().display().to_string();
+    let absolute = |t: &str| t.replace("\"target/wasm32-wasip2/plugin", &format!("\"{plugin_dir}"));
+
+    let (ok, out) = check_config(&absolute(&text), &[]);
+    assert!(ok, "{out}");
+
+    // Uncomment the provider blocks: lines that are TOML (a table or `key = value`).
+    let enabled: Vec<String> = text
+        .lines()
+        .map(|line| match line.strip_prefix("# ") {
+            Some(rest) if rest.starts_with('[') || rest.split_once(" = ").is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_lowercase() || c == '_')) => rest.to_string(),
+            _ => line.to_string(),
+        })
+        .collect();
+    let enabled = absolute(&enabled.join("\n"));
+    for p in ["webtv", "platform24", "netflix", "stripe"] {
+        plugin_wasm(p);
+        assert!(enabled.contains(&format!("name = \"{p}\"\n")), "block {p} not enabled");
+    }
+    let env = [
+        ("STRIPE_SECRET_KEY", "sk_test_x"),
+        ("STRIPE_WEBHOOK_SECRET", "whsec_x"),
+        ("WEBTV_KEY", "k"),
+        ("PLATFORM24_PRIVATE_KEY", "k"),
+        ("NETFLIX_PARTNER_KEY", "c2VjcmV0"),
+        ("NETFLIX_ADMIN_TOKEN", "t"),
+    ];
+    let (ok, out) = check_config(&enabled, &env);
+    assert!(ok, "{out}\n{enabled}");
+    assert!(out.contains("config OK: 5 plugin instance(s)"), "{out}");
+}

@@ -5,6 +5,8 @@
 //! without a colon. The printed sample line is garbled, so the format is rebuilt here
 //! from the PHP format characters rather than copied.
 
+use payhost_sdk::calendar::civil_from_days;
+
 /// A fixed UTC offset, in minutes east of UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UtcOffset {
@@ -77,20 +79,6 @@ pub fn rfc3339_utc(unix_seconds: i64) -> String {
         (secs % 3600) / 60,
         secs % 60
     )
-}
-
-/// Proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]

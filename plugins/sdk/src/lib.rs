@@ -6,6 +6,7 @@
 //! answers, and PHP-compatible encoders for counterparts that sign PHP output.
 
 pub mod bindings;
+pub mod calendar;
 pub mod http;
 pub mod php;
 pub mod query;
