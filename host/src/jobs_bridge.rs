@@ -6,7 +6,7 @@ use std::sync::{Arc, Weak};
 use crate::capabilities::bindings::payments::{PaymentEvent, PaymentStatus};
 use crate::jobs::ExportCaller;
 use crate::runtime::Runtime;
-use crate::storage::PaymentEventRow;
+use crate::storage::{KvWrite, PaymentEventRow};
 
 pub struct RuntimeCaller(Weak<Runtime>);
 
@@ -26,7 +26,7 @@ impl ExportCaller for RuntimeCaller {
         self.runtime()?.call_on_timer(instance, name, payload).await
     }
 
-    async fn on_payment_event(&self, row: &PaymentEventRow) -> Result<(), String> {
+    async fn on_payment_event(&self, row: &PaymentEventRow) -> Result<Vec<KvWrite>, String> {
         let status = match row.status.as_str() {
             "succeeded" => PaymentStatus::Succeeded,
             "failed" => PaymentStatus::Failed,

@@ -13,7 +13,7 @@ use payhost::clock::HostClock;
 use payhost::jobs::{ExportCaller, JobConfig, JobWorker};
 use payhost::ledger::{DebitLine, Entry, Ledger, LedgerError};
 use payhost::money;
-use payhost::storage::{DeliveryRequest, EntryKind, JobState, Lease, NewPaymentEvent, PaymentEventRow, Storage};
+use payhost::storage::{DeliveryRequest, EntryKind, JobState, KvWrite, Lease, NewPaymentEvent, PaymentEventRow, Storage};
 use support::http_sink::Sink;
 use support::{eventually, TestDb};
 
@@ -156,7 +156,7 @@ impl ExportCaller for FakeCaller {
         Ok(())
     }
 
-    async fn on_payment_event(&self, row: &PaymentEventRow) -> Result<(), String> {
+    async fn on_payment_event(&self, row: &PaymentEventRow) -> Result<Vec<KvWrite>, String> {
         let calls = {
             let mut events = self.events.lock().unwrap();
             let n = events.entry(row.external_id.clone()).or_default();
@@ -166,7 +166,8 @@ impl ExportCaller for FakeCaller {
         if row.external_id.starts_with("flaky") && calls == 1 {
             return Err("the plugin failed this time".into());
         }
-        Ok(())
+        // What the provider's store would hold after handling it, committed with the event.
+        Ok(vec![KvWrite::Put { key: format!("handled/{}", row.external_id), value: calls.to_string().into_bytes() }])
     }
 }
 

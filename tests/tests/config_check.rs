@@ -107,7 +107,7 @@ fn shipped_config_is_valid_as_is_and_with_every_provider_enabled() {
     let enabled: Vec<String> = text
         .lines()
         .map(|line| match line.strip_prefix("# ") {
-            Some(rest) if rest.starts_with('[') || rest.split_once(" = ").is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_lowercase() || c == '_')) => rest.to_string(),
+            Some(rest) if rest.starts_with('[') || rest.split_once(" = ").is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')) => rest.to_string(),
             _ => line.to_string(),
         })
         .collect();

@@ -151,6 +151,9 @@ async fn kill9_mid_burst_loses_and_doubles_nothing() {
     assert!(acked_debits.len() < DEBITS, "the kill came after the whole burst; nothing was tested");
 
     host.start_again().await;
+    // Jobs the killed host had claimed stay leased to it until the lease runs out
+    // (`job_lease_seconds`, 60 s); then this host takes them over.
+    host.advance_clock(61).await;
 
     // Every acknowledged debit is there exactly once, and the balance agrees with the
     // entries (nothing half-done).

@@ -255,3 +255,29 @@ async fn faulty_plugins_fail_alone() {
     assert_eq!(faulty["errors"], 3);
     assert_eq!(faulty["wit_version"], "0.1.0");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_component_runs_as_two_instances_with_their_own_keys_and_mounts() {
+    let second = template_config("")
+        .replace("name = \"template\"", "name = \"second\"")
+        .replace("mount = \"/template\"", "mount = \"/second\"")
+        .replace("RFC_KEY2", "OTHER_KEY2");
+    let host = HostBuilder::new()
+        .env("RFC_KEY1", &"0b".repeat(20))
+        .env("RFC_KEY2", "Jefe")
+        .env("OTHER_KEY2", "another key")
+        .config(&template_config(""))
+        .config(&second)
+        .start()
+        .await;
+    let (_, first) = text(host.post("/template/hmac/sha256?key=rfc_key2", "text/plain", "what do ya want for nothing?").await).await;
+    let (_, other) = text(host.post("/second/hmac/sha256?key=rfc_key2", "text/plain", "what do ya want for nothing?").await).await;
+    assert_eq!(first, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"another key").unwrap();
+    mac.update(b"what do ya want for nothing?");
+    assert_eq!(other, hex::encode(mac.finalize().into_bytes()));
+    // Stores are per instance.
+    host.client().put(host.url("/template/store/k")).body("first").send().await.unwrap();
+    let (status, _) = text(host.get("/second/store/k").await).await;
+    assert_eq!(status, 404);
+}

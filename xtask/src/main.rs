@@ -131,7 +131,7 @@ fn test(args: &[String]) -> Result<()> {
     // Plugins' pure logic is tested natively; the host, the e2e suite and every plugin
     // crate run in one cargo invocation so the workspace compiles once.
     let mut cmd = cargo();
-    cmd.args(["test", "--workspace"]);
+    cmd.args(["test", "--workspace", "--no-fail-fast"]);
     cmd.args(args);
     status(&mut cmd)
 }

@@ -51,6 +51,9 @@ pub struct PluginState {
     pub wasi: WasiCtx,
     pub table: ResourceTable,
     pub limits: StoreLimits,
+    /// Set while the plugin handles a payment event: its store writes are held here and
+    /// committed with the event's record (see `store::KvBuffer`).
+    pub kv_buffer: Option<super::store::KvBuffer>,
 }
 
 impl WasiView for PluginState {

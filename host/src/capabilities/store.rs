@@ -1,33 +1,85 @@
 //! `store`: the instance's durable key-value namespace (its instance name).
+//!
+//! While a plugin handles a payment event its writes are buffered (`KvBuffer`) instead
+//! of written at once: the job worker commits them in the same transaction that marks
+//! the event done, so after a crash an event is either handled with its effects or not
+//! handled at all. Reads see the buffered writes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::bindings::store::{Error, Host};
 use super::state::PluginState;
-use crate::storage::StorageError;
+use crate::storage::{KvWrite, Storage, StorageError};
 
 /// Keys and values stay small enough for one row in either backend.
 const MAX_KEY_BYTES: usize = 512;
 const MAX_VALUE_BYTES: usize = 1 << 20;
 
+/// Store writes held back until the current job commits.
+#[derive(Debug, Default)]
+pub struct KvBuffer {
+    writes: Vec<KvWrite>,
+    /// The buffered value of each written key (`None`: deleted).
+    view: BTreeMap<String, Option<Vec<u8>>>,
+}
+
+impl KvBuffer {
+    pub fn into_writes(self) -> Vec<KvWrite> {
+        self.writes
+    }
+}
+
 impl Host for PluginState {
     async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, Error> {
         check_key(&key)?;
+        if let Some(value) = self.kv_buffer.as_ref().and_then(|b| b.view.get(&key)) {
+            return Ok(value.clone());
+        }
         self.services().storage.kv_get(self.instance(), &key).await.map_err(backend)
     }
 
     async fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), Error> {
         check_key(&key)?;
         check_value(&value)?;
+        if let Some(buffer) = self.kv_buffer.as_mut() {
+            buffer.view.insert(key.clone(), Some(value.clone()));
+            buffer.writes.push(KvWrite::Put { key, value });
+            return Ok(());
+        }
         self.services().storage.kv_set(self.instance(), &key, &value).await.map_err(backend)
     }
 
     async fn delete(&mut self, key: String) -> Result<bool, Error> {
         check_key(&key)?;
+        if self.kv_buffer.is_some() {
+            let existed = current(self, &key).await?.is_some();
+            let buffer = self.kv_buffer.as_mut().expect("checked above");
+            buffer.view.insert(key.clone(), None);
+            buffer.writes.push(KvWrite::Delete { key });
+            return Ok(existed);
+        }
         self.services().storage.kv_delete(self.instance(), &key).await.map_err(backend)
     }
 
     async fn compare_and_swap(&mut self, key: String, expected: Option<Vec<u8>>, new: Vec<u8>) -> Result<bool, Error> {
         check_key(&key)?;
         check_value(&new)?;
+        if self.kv_buffer.is_some() {
+            let buffered = self.kv_buffer.as_ref().is_some_and(|b| b.view.contains_key(&key));
+            let current = current(self, &key).await?;
+            if current != expected {
+                return Ok(false);
+            }
+            let buffer = self.kv_buffer.as_mut().expect("checked above");
+            if !buffered {
+                // The value came from storage: the commit checks it is still the same.
+                buffer.writes.push(KvWrite::Expect { key: key.clone(), value: current });
+            }
+            buffer.view.insert(key.clone(), Some(new.clone()));
+            buffer.writes.push(KvWrite::Put { key, value: new });
+            return Ok(true);
+        }
         self.services()
             .storage
             .kv_cas(self.instance(), &key, expected.as_deref(), &new)
@@ -36,12 +88,38 @@ impl Host for PluginState {
     }
 
     async fn list_keys(&mut self, prefix: String, start_after: Option<String>, limit: u32) -> Result<Vec<String>, Error> {
-        self.services()
-            .storage
-            .kv_list(self.instance(), &prefix, start_after.as_deref(), limit.min(10_000))
-            .await
-            .map_err(backend)
+        let limit = limit.min(10_000);
+        let storage: Arc<dyn Storage> = self.services().storage.clone();
+        let ns = self.ctx.name.clone();
+        let Some(extra) = self.kv_buffer.as_ref().map(|b| b.view.len() as u32) else {
+            return storage.kv_list(&ns, &prefix, start_after.as_deref(), limit).await.map_err(backend);
+        };
+        // Ask for enough stored keys that buffered deletes cannot starve the page.
+        let stored = storage.kv_list(&ns, &prefix, start_after.as_deref(), limit.saturating_add(extra)).await.map_err(backend)?;
+        let buffer = self.kv_buffer.as_ref().expect("checked above");
+        let after = |k: &str| start_after.as_deref().is_none_or(|s| k > s);
+        let mut keys: std::collections::BTreeSet<String> = stored.into_iter().collect();
+        for (key, value) in &buffer.view {
+            if !key.starts_with(&prefix) || !after(key) {
+                continue;
+            }
+            match value {
+                Some(_) => keys.insert(key.clone()),
+                None => keys.remove(key),
+            };
+        }
+        Ok(keys.into_iter().take(limit as usize).collect())
     }
+}
+
+/// The key's value as this call sees it: buffered, else stored. (Takes what it needs
+/// before awaiting: the store's data is not `Sync`.)
+async fn current(state: &mut PluginState, key: &str) -> Result<Option<Vec<u8>>, Error> {
+    if let Some(value) = state.kv_buffer.as_ref().and_then(|b| b.view.get(key)) {
+        return Ok(value.clone());
+    }
+    let (storage, ns) = (state.ctx.services.storage.clone(), state.ctx.name.clone());
+    storage.kv_get(&ns, key).await.map_err(backend)
 }
 
 fn check_key(key: &str) -> Result<(), Error> {

@@ -26,19 +26,27 @@ pub(super) async fn run(worker: &Arc<JobWorker>) -> usize {
 async fn hand_over(worker: &JobWorker, event: PaymentEventRow, lease: &Lease) {
     let attempt = event.attempts + 1;
     let max_attempts = worker.cfg.default_max_attempts.max(1);
-    let (state, error, next_at) = match worker.caller.on_payment_event(&event).await {
-        Ok(()) => (JobState::Done, None, worker.clock.now_millis()),
-        Err(error) if attempt >= max_attempts => (JobState::Failed, Some(clip(&error)), worker.clock.now_millis()),
-        Err(error) => (JobState::Pending, Some(clip(&error)), worker.retry_at(attempt)),
+    let error = match worker.caller.on_payment_event(&event).await {
+        // The provider's store writes and the event's `done` commit together: a crash
+        // before the commit leaves both undone, and the event is handed over again.
+        Ok(writes) => match worker.storage.event_complete(event.id, lease, &event.provider, &writes).await {
+            Ok(true) => {
+                tracing::info!(kind = "event", instance = %event.provider, job = event.id, attempt, outcome = "done");
+                return;
+            }
+            Ok(false) => "the lease was lost or the provider's store changed meanwhile; handing it over again".to_string(),
+            Err(e) => format!("could not commit the provider's result: {e}"),
+        },
+        Err(error) => error,
     };
-    match (&state, &error) {
-        (JobState::Done, _) => tracing::info!(kind = "event", instance = %event.provider, job = event.id, attempt, outcome = "done"),
-        (_, error) => tracing::warn!(
-            kind = "event", instance = %event.provider, job = event.id, attempt, max_attempts,
-            outcome = state.as_str(), next_at, error = error.as_deref().unwrap_or_default()
-        ),
-    }
-    if let Err(e) = worker.storage.event_record(event.id, lease, state, error.as_deref(), next_at).await {
+    let (state, next_at) = if attempt >= max_attempts {
+        (JobState::Failed, worker.clock.now_millis())
+    } else {
+        (JobState::Pending, worker.retry_at(attempt))
+    };
+    let error = clip(&error);
+    tracing::warn!(kind = "event", instance = %event.provider, job = event.id, attempt, max_attempts, outcome = state.as_str(), next_at, %error);
+    if let Err(e) = worker.storage.event_record(event.id, lease, state, Some(&error), next_at).await {
         tracing::warn!(kind = "event", instance = %event.provider, job = event.id, error = %e, "could not record a payment event attempt; it may be handed over again");
     }
 }

@@ -20,14 +20,16 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use crate::clock::HostClock;
-use crate::storage::{Lease, PaymentEventRow, Storage};
+use crate::storage::{KvWrite, Lease, PaymentEventRow, Storage};
 
 /// The plugin exports a job ends in. An unknown instance is an `Err` (retried later:
 /// the instance may be back after a config reload).
 #[async_trait]
 pub trait ExportCaller: Send + Sync {
     async fn on_timer(&self, instance: &str, name: &str, payload: Vec<u8>) -> Result<(), String>;
-    async fn on_payment_event(&self, row: &PaymentEventRow) -> Result<(), String>;
+    /// On success, the provider's store writes, which the worker commits together with
+    /// marking the event done.
+    async fn on_payment_event(&self, row: &PaymentEventRow) -> Result<Vec<KvWrite>, String>;
 }
 
 #[derive(Debug, Clone)]

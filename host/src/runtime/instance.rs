@@ -55,7 +55,7 @@ pub fn new_store(engine: &Engine, ctx: Arc<InstanceContext>, request_id: &str, d
     let memory = (ctx.config.limits.memory_mb as usize) << 20;
     let wasi = WasiCtx::builder().wall_clock(WasiWallClock(ctx.services.clock.clone())).build();
     let limits = StoreLimitsBuilder::new().memory_size(memory).trap_on_grow_failure(true).build();
-    let state = PluginState { ctx, request_id: request_id.to_string(), wasi, table: ResourceTable::new(), limits };
+    let state = PluginState { ctx, request_id: request_id.to_string(), wasi, table: ResourceTable::new(), limits, kv_buffer: None };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limits);
     store.set_epoch_deadline(deadline_ticks(deadline));

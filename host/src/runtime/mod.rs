@@ -25,6 +25,8 @@ use crate::capabilities::bindings::provider::{Provider, ProviderPre};
 use crate::capabilities::bindings::types::{PluginInfo, Request, Response};
 use crate::capabilities::settings::flatten;
 use crate::capabilities::state::{InstanceContext, PluginState, Services};
+use crate::capabilities::store::KvBuffer;
+use crate::storage::KvWrite;
 use crate::config::{Config, PluginConfig};
 use crate::secrets::Secrets;
 use component::WorldKind;
@@ -264,19 +266,26 @@ impl Runtime {
         flatten_result(result)
     }
 
-    /// Calls a provider's `on-payment-event` export.
-    pub async fn call_on_payment_event(&self, provider_name: &str, event: PaymentEvent) -> Result<(), String> {
+    /// Calls a provider's `on-payment-event` export with its store writes held back:
+    /// they are returned for the job worker to commit together with the event's record.
+    pub async fn call_on_payment_event(&self, provider_name: &str, event: PaymentEvent) -> Result<Vec<KvWrite>, String> {
         let instance = self.current(provider_name).map_err(|e| e.to_string())?;
         let id = self.next_request_id();
         let result = self
             .run(&instance, &id, move |store, inst| {
                 Box::pin(async move {
+                    store.data_mut().kv_buffer = Some(KvBuffer::default());
                     let b = provider(inst)?.instantiate_async(&mut *store).await?;
-                    b.payhost_gateway_events().call_on_payment_event(&mut *store, &event).await
+                    let accepted = b.payhost_gateway_events().call_on_payment_event(&mut *store, &event).await?;
+                    let writes = store.data_mut().kv_buffer.take().map(KvBuffer::into_writes).unwrap_or_default();
+                    Ok(accepted.map(|()| writes))
                 })
             })
             .await;
-        flatten_result(result)
+        match result {
+            Ok(inner) => inner,
+            Err(failure) => Err(failure.to_string()),
+        }
     }
 
     /// Runs `f` against a fresh instance of the payment-system instance `system`.

@@ -254,6 +254,17 @@ pub struct Lease {
     pub until: i64,
 }
 
+/// A provider's key-value change made while it handled a payment event; applied in the
+/// same transaction that marks the event done, so a crash never leaves an event handled
+/// but not marked (or marked but not handled).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KvWrite {
+    /// The key must still hold this value (`None`: be absent) at commit time.
+    Expect { key: String, value: Option<Vec<u8>> },
+    Put { key: String, value: Vec<u8> },
+    Delete { key: String },
+}
+
 #[async_trait]
 pub trait Storage: Send + Sync + 'static {
     /// Creates tables if missing. Safe to call from several hosts at once.
@@ -324,6 +335,10 @@ pub trait Storage: Send + Sync + 'static {
     async fn event_claim_due(&self, now: i64, lease: &Lease, limit: u32) -> StorageResult<Vec<PaymentEventRow>>;
     /// Like `delivery_record`: counts the attempt, releases the lease, ignored when lost.
     async fn event_record(&self, id: i64, lease: &Lease, state: JobState, error: Option<&str>, next_at: i64) -> StorageResult<()>;
+    /// In one transaction: checks the lease is still held and every `Expect` holds, applies
+    /// the writes to namespace `ns`, and marks the event done. Returns false (nothing
+    /// written) when the lease was lost or an expectation failed.
+    async fn event_complete(&self, id: i64, lease: &Lease, ns: &str, writes: &[KvWrite]) -> StorageResult<bool>;
     /// Newest first.
     async fn event_list(&self, provider: Option<&str>, limit: u32) -> StorageResult<Vec<PaymentEventRow>>;
 }

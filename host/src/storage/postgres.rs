@@ -15,7 +15,7 @@ use tokio_postgres::{NoTls, Row};
 
 use super::posting::{plan, touched_accounts};
 use super::{
-    new_id, AccountRow, DeliveryRequest, DeliveryRow, EntryKind, EntryRow, JobState, Lease, Minor, NewPaymentEvent,
+    new_id, AccountRow, DeliveryRequest, DeliveryRow, EntryKind, EntryRow, JobState, KvWrite, Lease, Minor, NewPaymentEvent,
     PaymentEventRow, Posting, PostingRefusal, Storage, StorageError, StorageResult, TimerRow,
 };
 
@@ -759,6 +759,57 @@ impl Storage for PostgresStorage {
                 .await?;
             client.execute(&stmt, &[&id, &lease.owner, &lease.until, &state.as_str(), &error, &next_at]).await?;
             Res::Ok(())
+        };
+        Ok(run.await?)
+    }
+
+    async fn event_complete(&self, id: i64, lease: &Lease, ns: &str, writes: &[KvWrite]) -> StorageResult<bool> {
+        let mut client = self.client().await?;
+        let run = async {
+            let tx = client.transaction().await?;
+            let held = tx
+                .query_opt(
+                    "SELECT id FROM payment_events WHERE id = $1 AND state = 'pending' AND lease_owner = $2 AND lease_until = $3 FOR UPDATE",
+                    &[&id, &lease.owner, &lease.until],
+                )
+                .await?
+                .is_some();
+            if !held {
+                return Res::Ok(false);
+            }
+            for write in writes {
+                match write {
+                    KvWrite::Expect { key, value } => {
+                        // Locks the row (when it exists) so it cannot change before commit.
+                        let current: Option<Vec<u8>> = tx
+                            .query_opt("SELECT value FROM kv WHERE ns = $1 AND key = $2 FOR UPDATE", &[&ns, key])
+                            .await?
+                            .map(|r| r.try_get(0))
+                            .transpose()?;
+                        if current != *value {
+                            return Res::Ok(false);
+                        }
+                    }
+                    KvWrite::Put { key, value } => {
+                        tx.execute(
+                            "INSERT INTO kv (ns, key, value) VALUES ($1, $2, $3) ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value",
+                            &[&ns, key, value],
+                        )
+                        .await?;
+                    }
+                    KvWrite::Delete { key } => {
+                        tx.execute("DELETE FROM kv WHERE ns = $1 AND key = $2", &[&ns, key]).await?;
+                    }
+                }
+            }
+            tx.execute(
+                "UPDATE payment_events SET state = 'done', attempts = attempts + 1, last_error = NULL,
+                 lease_owner = NULL, lease_until = NULL WHERE id = $1",
+                &[&id],
+            )
+            .await?;
+            tx.commit().await?;
+            Res::Ok(true)
         };
         Ok(run.await?)
     }

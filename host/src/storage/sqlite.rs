@@ -15,7 +15,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use super::posting::{plan, touched_accounts};
 use super::{
-    new_id, AccountRow, DeliveryRequest, DeliveryRow, EntryKind, EntryRow, JobState, Lease, Minor, NewPaymentEvent,
+    new_id, AccountRow, DeliveryRequest, DeliveryRow, EntryKind, EntryRow, JobState, KvWrite, Lease, Minor, NewPaymentEvent,
     PaymentEventRow, Posting, PostingRefusal, Storage, StorageError, StorageResult, TimerRow,
 };
 
@@ -729,6 +729,48 @@ impl Storage for SqliteStorage {
             )?
             .execute(params![id, lease.owner, lease.until, state.as_str(), error, next_at])
             .map(|_| ())
+        })
+        .await
+    }
+
+    async fn event_complete(&self, id: i64, lease: &Lease, ns: &str, writes: &[KvWrite]) -> StorageResult<bool> {
+        let (lease, ns, writes) = (lease.clone(), ns.to_string(), writes.to_vec());
+        self.run(move |c| {
+            let tx = immediate(c)?;
+            let held: bool = tx
+                .prepare_cached("SELECT count(*) FROM payment_events WHERE id = ?1 AND state = 'pending' AND lease_owner = ?2 AND lease_until = ?3")?
+                .query_row(params![id, lease.owner, lease.until], |r| r.get::<_, i64>(0))?
+                > 0;
+            if !held {
+                return Ok(false);
+            }
+            for write in &writes {
+                match write {
+                    KvWrite::Expect { key, value } => {
+                        let current: Option<Vec<u8>> = tx
+                            .prepare_cached("SELECT value FROM kv WHERE ns = ?1 AND key = ?2")?
+                            .query_row(params![ns, key], |r| r.get(0))
+                            .optional()?;
+                        if current != *value {
+                            return Ok(false);
+                        }
+                    }
+                    KvWrite::Put { key, value } => {
+                        tx.prepare_cached("INSERT INTO kv (ns, key, value) VALUES (?1, ?2, ?3) ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value")?
+                            .execute(params![ns, key, value])?;
+                    }
+                    KvWrite::Delete { key } => {
+                        tx.prepare_cached("DELETE FROM kv WHERE ns = ?1 AND key = ?2")?.execute(params![ns, key])?;
+                    }
+                }
+            }
+            tx.prepare_cached(
+                "UPDATE payment_events SET state = 'done', attempts = attempts + 1, last_error = NULL,
+                 lease_owner = NULL, lease_until = NULL WHERE id = ?1",
+            )?
+            .execute([id])?;
+            tx.commit()?;
+            Ok(true)
         })
         .await
     }

@@ -148,7 +148,8 @@ impl NetflixSim {
             key: key.to_vec(),
             credential: credential.to_string(),
             offset_minutes,
-            host_now: 0,
+            // The host starts on the system clock; tests move both forward together.
+            host_now: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0),
             promotions: HashSet::new(),
             subscriptions: HashMap::new(),
             tokens: Vec::new(),
