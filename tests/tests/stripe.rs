@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use payhost_tests::sim::stripe::{signature_header, Outcome, StripeSim};
-use payhost_tests::{plugin_wasm, HostBuilder, TestHost};
+use payhost_tests::{HostBuilder, TestHost};
 use serde_json::{json, Value};
 
 const SECRET_KEY: &str = "sk_test_51SimulatedKeyForPayhostTests";
@@ -20,30 +20,7 @@ struct Setup {
 
 async fn setup() -> Setup {
     let sim = StripeSim::start(SECRET_KEY, WEBHOOK_SECRET).await;
-    let config = format!(
-        r#"
-[[plugins]]
-name = "stripe"
-component = {stripe:?}
-mount = "/stripe"
-allowed_hosts = [{host:?}]
-[plugins.secrets]
-stripe_secret_key = {{ env = "STRIPE_SECRET_KEY" }}
-stripe_webhook_secret = {{ env = "STRIPE_WEBHOOK_SECRET" }}
-[plugins.settings]
-api_base_url = {base:?}
-
-[[plugins]]
-name = "shop"
-component = {template:?}
-mount = "/shop"
-payment_systems = ["stripe"]
-"#,
-        stripe = plugin_wasm("stripe").display().to_string(),
-        template = plugin_wasm("template").display().to_string(),
-        host = sim.host_port(),
-        base = sim.base_url(),
-    );
+    let config = sim.shop_config();
     let host = HostBuilder::new()
         .env("STRIPE_SECRET_KEY", SECRET_KEY)
         .env("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET)

@@ -101,6 +101,36 @@ impl StripeSim {
         }
     }
 
+    /// Config of a `stripe` payment-system instance talking to this simulator, and a
+    /// template-plugin provider `shop` allowed to use it. Secrets come from the env vars
+    /// `STRIPE_SECRET_KEY` and `STRIPE_WEBHOOK_SECRET`.
+    pub fn shop_config(&self) -> String {
+        format!(
+            r#"
+[[plugins]]
+name = "stripe"
+component = {stripe:?}
+mount = "/stripe"
+allowed_hosts = [{host:?}]
+[plugins.secrets]
+stripe_secret_key = {{ env = "STRIPE_SECRET_KEY" }}
+stripe_webhook_secret = {{ env = "STRIPE_WEBHOOK_SECRET" }}
+[plugins.settings]
+api_base_url = {base:?}
+
+[[plugins]]
+name = "shop"
+component = {template:?}
+mount = "/shop"
+payment_systems = ["stripe"]
+"#,
+            stripe = crate::plugin_wasm("stripe").display().to_string(),
+            template = crate::plugin_wasm("template").display().to_string(),
+            host = self.host_port(),
+            base = self.base_url(),
+        )
+    }
+
     pub fn server(&self) -> &SimServer {
         &self.server
     }
