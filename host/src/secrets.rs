@@ -29,6 +29,14 @@ impl fmt::Debug for Secret {
 #[derive(Clone, Default, Debug)]
 pub struct Secrets(BTreeMap<String, Secret>);
 
+/// Same names and bytes: a config reload keeps an instance whose secrets did not change
+/// (a rotated secret file makes it reload).
+impl PartialEq for Secrets {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.len() == other.0.len() && self.0.iter().zip(other.0.iter()).all(|((a, x), (b, y))| a == b && x.0 == y.0)
+    }
+}
+
 impl Secrets {
     /// Reads every secret of an instance; the error names the instance, the secret and the fix.
     pub fn resolve(instance: &str, refs: &BTreeMap<String, SecretRef>) -> Result<Self> {

@@ -243,3 +243,27 @@ async fn file_changes_reload_watched_instances_and_bad_configs_are_refused_whole
     let body: Value = host.get("/added/").await.json().await.unwrap();
     assert_eq!(body["greeting"], "four");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn config_reload_picks_up_a_rotated_secret_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("key");
+    std::fs::write(&key_file, "old key\n").unwrap();
+    let config = format!(
+        "[[plugins]]\nname = \"live\"\ncomponent = {:?}\nmount = \"/live\"\n[plugins.secrets]\nk = {{ file = {:?} }}\n",
+        plugin_wasm("template").display().to_string(),
+        key_file.display().to_string()
+    );
+    let host = HostBuilder::new().config(&config).start().await;
+    let sign = || async { host.post("/live/hmac/sha256?key=k", "text/plain", "msg").await.text().await.unwrap() };
+    let before = sign().await;
+    std::fs::write(&key_file, "new key\n").unwrap();
+    let (status, body) = host.admin("POST", "/config/reload", None).await;
+    assert_eq!(status, 200, "{body}");
+    let after = sign().await;
+    assert_ne!(before, after, "the rotated secret was not picked up");
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"new key").unwrap();
+    mac.update(b"msg");
+    assert_eq!(after, hex::encode(mac.finalize().into_bytes()));
+}

@@ -90,7 +90,10 @@ impl Runtime {
         for plugin in &config.plugins {
             let existing = current.by_name.get(&plugin.name).map(|s| s.current());
             let unchanged = match &existing {
-                Some(e) if e.ctx.config == *plugin => component::file_hash(&plugin.component).ok().as_deref() == Some(e.component.hash.as_str()),
+                Some(e) if e.ctx.config == *plugin => {
+                    component::file_hash(&plugin.component).ok().as_deref() == Some(e.component.hash.as_str())
+                        && Secrets::resolve(&plugin.name, &plugin.secrets).ok().as_ref() == Some(&e.ctx.secrets)
+                }
                 _ => false,
             };
             let instance = match existing {
