@@ -55,6 +55,11 @@ impl fmt::Display for BenchReport {
 pub async fn bench_ledger(storage_url: &str, clients: usize, duration: Duration) -> anyhow::Result<BenchReport> {
     anyhow::ensure!(clients > 0, "the bench needs at least one client");
     if !(storage_url.starts_with("postgres://") || storage_url.starts_with("postgresql://")) {
+        // The default `sqlite://data/…` must work from a fresh checkout.
+        let path = storage_url.strip_prefix("sqlite://").or_else(|| storage_url.strip_prefix("sqlite:")).unwrap_or(storage_url);
+        if let Some(parent) = std::path::Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| anyhow::anyhow!("creating {}: {e}", parent.display()))?;
+        }
         return run(storage_url, clients, duration).await;
     }
     let schema = format!("payhost_bench_{:016x}", rand::random::<u64>());
@@ -65,7 +70,7 @@ pub async fn bench_ledger(storage_url: &str, clients: usize, duration: Duration)
         Err(e) => Err(e),
     };
     // The bench's storage (and its pool) is gone by now, so nothing holds the schema.
-    let dropped = admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).await;
+    let dropped = admin.batch_execute(&format!("SET client_min_messages = warning; DROP SCHEMA {schema} CASCADE")).await;
     let report = report?;
     dropped.map_err(|e| anyhow::anyhow!("dropping the bench schema {schema}: {e}"))?;
     Ok(report)

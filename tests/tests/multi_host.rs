@@ -174,21 +174,16 @@ impl Pair {
 
     /// Host A for even `i`, host B for odd.
     fn alternate(&self, i: usize) -> &TestHost {
-        if i % 2 == 0 {
-            &self.a
-        } else {
-            &self.b
-        }
+        [&self.a, &self.b][i % 2]
     }
 
     /// Moves both clocks by the same amount at once, so both workers wake together and
     /// race for whatever became due (which host is asked first alternates with `turn`).
     async fn advance_both(&mut self, seconds: i64, turn: usize) {
-        if turn % 2 == 0 {
-            tokio::join!(self.a.advance_clock(seconds), self.b.advance_clock(seconds));
-        } else {
-            tokio::join!(self.b.advance_clock(seconds), self.a.advance_clock(seconds));
-        }
+        match turn % 2 {
+            0 => tokio::join!(self.a.advance_clock(seconds), self.b.advance_clock(seconds)),
+            _ => tokio::join!(self.b.advance_clock(seconds), self.a.advance_clock(seconds)),
+        };
     }
 
     fn logs(&self) -> String {
