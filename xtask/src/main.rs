@@ -133,6 +133,9 @@ fn test(args: &[String]) -> Result<()> {
     let mut cmd = cargo();
     cmd.args(["test", "--workspace", "--no-fail-fast"]);
     cmd.args(args);
+    // The plugins are built above and `cargo test --workspace` builds the payhost binary:
+    // the e2e harness must not rebuild them with another feature set.
+    cmd.env("PAYHOST_TEST_PREBUILT", "1");
     status(&mut cmd)
 }
 
