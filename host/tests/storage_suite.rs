@@ -29,6 +29,7 @@ on_both_backends!(
     timers_upsert_replace_and_two_hosts_never_claim_one_twice,
     deliveries_enqueue_once_claim_once_and_fail_after_max_attempts,
     events_ingest_once_claim_once_and_fail_after_max_attempts,
+    event_completion_commits_store_writes_with_the_event_or_nothing,
     job_worker_retries_until_success_on_the_host_clock,
     two_hosts_run_each_job_exactly_once,
     admin_api_over_the_ledger_and_the_jobs,
@@ -648,6 +649,39 @@ async fn events_ingest_once_claim_once_and_fail_after_max_attempts(db: &TestDb) 
     let row = s1.event_list(None, 100).await.unwrap().into_iter().find(|e| e.id == id).unwrap();
     assert_eq!((row.state, row.attempts), (JobState::Failed, 2));
     assert!(s1.event_claim_due(i64::MAX, &lease("host-d", i64::MAX), 1000).await.unwrap().iter().all(|e| e.id != id));
+}
+
+async fn event_completion_commits_store_writes_with_the_event_or_nothing(db: &TestDb) {
+    let (s1, s2) = (db.open().await, db.open().await);
+    let (id, _) = s1.event_ingest("shop", &payment_event("pi_c", "succeeded"), 1_000).await.unwrap();
+    s1.kv_set("shop", "counter", b"1").await.unwrap();
+    let held = lease("host-a", 100_000);
+    assert_eq!(s1.event_claim_due(5_000, &held, 10).await.unwrap().len(), 1);
+    let writes = vec![
+        KvWrite::Expect { key: "counter".into(), value: Some(b"1".to_vec()) },
+        KvWrite::Put { key: "counter".into(), value: b"2".to_vec() },
+        KvWrite::Put { key: "order/pi_c".into(), value: b"paid".to_vec() },
+        KvWrite::Delete { key: "pending/pi_c".into() },
+    ];
+    // Someone else changed the counter meanwhile: nothing is written, the event stays.
+    s2.kv_set("shop", "counter", b"5").await.unwrap();
+    assert!(!s1.event_complete(id, &held, "shop", &writes).await.unwrap());
+    assert_eq!(s1.kv_get("shop", "order/pi_c").await.unwrap(), None);
+    assert_eq!(s1.event_list(Some("shop"), 10).await.unwrap()[0].state, JobState::Pending);
+    // A lease that is not held commits nothing either.
+    s2.kv_set("shop", "counter", b"1").await.unwrap();
+    assert!(!s2.event_complete(id, &lease("host-b", 100_000), "shop", &writes).await.unwrap());
+    assert_eq!(s1.kv_get("shop", "counter").await.unwrap().as_deref(), Some(&b"1"[..]));
+    // With the lease and the expectation holding, all of it commits with the event.
+    s1.kv_set("shop", "pending/pi_c", b"x").await.unwrap();
+    assert!(s1.event_complete(id, &held, "shop", &writes).await.unwrap());
+    assert_eq!(s2.kv_get("shop", "counter").await.unwrap().as_deref(), Some(&b"2"[..]));
+    assert_eq!(s2.kv_get("shop", "order/pi_c").await.unwrap().as_deref(), Some(&b"paid"[..]));
+    assert_eq!(s2.kv_get("shop", "pending/pi_c").await.unwrap(), None);
+    let row = s2.event_list(Some("shop"), 10).await.unwrap().into_iter().find(|e| e.id == id).unwrap();
+    assert_eq!((row.state, row.attempts), (JobState::Done, 1));
+    // Done is final: completing again does nothing.
+    assert!(!s1.event_complete(id, &held, "shop", &writes).await.unwrap());
 }
 
 // ---------------------------------------------------------------- job workers

@@ -192,13 +192,19 @@ impl payhost_sdk::Events for Template {
             // The host's load-time call; this plugin has no background loop to start.
             return Ok(());
         }
-        // Appends "name:payload;" so tests can see each firing exactly once.
-        let mut log = store::get("timer-fired").map_err(|e| format!("{e:?}"))?.unwrap_or_default();
-        log.extend_from_slice(name.as_bytes());
-        log.push(b':');
-        log.extend_from_slice(&payload);
-        log.push(b';');
-        store::set("timer-fired", &log).map_err(|e| format!("{e:?}"))
+        // Appends "name:payload;" so tests can see each firing exactly once; a CAS loop,
+        // because two timers may fire at the same time.
+        loop {
+            let old = store::get("timer-fired").map_err(|e| format!("{e:?}"))?;
+            let mut log = old.clone().unwrap_or_default();
+            log.extend_from_slice(name.as_bytes());
+            log.push(b':');
+            log.extend_from_slice(&payload);
+            log.push(b';');
+            if store::compare_and_swap("timer-fired", old.as_deref(), &log).map_err(|e| format!("{e:?}"))? {
+                return Ok(());
+            }
+        }
     }
 
     fn on_payment_event(event: payhost_sdk::payments::PaymentEvent) -> Result<(), String> {
