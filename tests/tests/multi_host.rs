@@ -124,22 +124,11 @@ mount = "/shop"
 allowed_hosts = [{sink:?}]
 payment_systems = ["stripe"]
 
-[[plugins]]
-name = "stripe"
-component = {stripe_wasm:?}
-mount = "/stripe"
-allowed_hosts = [{stripe_host:?}]
-[plugins.secrets]
-stripe_secret_key = {{ env = "STRIPE_SECRET_KEY" }}
-stripe_webhook_secret = {{ env = "STRIPE_WEBHOOK_SECRET" }}
-[plugins.settings]
-api_base_url = {stripe_base:?}
+{stripe_config}
 "#,
         template = plugin_wasm("template").display().to_string(),
-        stripe_wasm = plugin_wasm("stripe").display().to_string(),
+        stripe_config = stripe.instance_config(),
         sink = sink.host_port(),
-        stripe_host = stripe.host_port(),
-        stripe_base = stripe.base_url(),
     )
 }
 

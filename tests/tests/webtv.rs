@@ -55,16 +55,7 @@ async fn stripe_setup(settings: &str) -> Setup {
     let stripe = StripeSim::start(STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET).await;
     let config = format!(
         r#"
-[[plugins]]
-name = "stripe"
-component = {stripe_wasm:?}
-mount = "/stripe"
-allowed_hosts = [{stripe_host:?}]
-[plugins.secrets]
-stripe_secret_key = {{ env = "STRIPE_SECRET_KEY" }}
-stripe_webhook_secret = {{ env = "STRIPE_WEBHOOK_SECRET" }}
-[plugins.settings]
-api_base_url = {stripe_base:?}
+{stripe_config}
 
 [[plugins]]
 name = "webtv"
@@ -79,9 +70,7 @@ payment_method = "stripe"
 public_url = {PUBLIC_URL:?}
 {settings}
 "#,
-        stripe_wasm = plugin_wasm("stripe").display().to_string(),
-        stripe_host = stripe.host_port(),
-        stripe_base = stripe.base_url(),
+        stripe_config = stripe.instance_config(),
         webtv = plugin_wasm("webtv").display().to_string(),
         base = store.base_url(),
     );

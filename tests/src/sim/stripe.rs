@@ -101,10 +101,10 @@ impl StripeSim {
         }
     }
 
-    /// Config of a `stripe` payment-system instance talking to this simulator, and a
-    /// template-plugin provider `shop` allowed to use it. Secrets come from the env vars
-    /// `STRIPE_SECRET_KEY` and `STRIPE_WEBHOOK_SECRET`.
-    pub fn shop_config(&self) -> String {
+    /// Config of a `stripe` payment-system instance talking to this simulator (mount
+    /// `/stripe`). Secrets come from the env vars `STRIPE_SECRET_KEY` and
+    /// `STRIPE_WEBHOOK_SECRET`.
+    pub fn instance_config(&self) -> String {
         format!(
             r#"
 [[plugins]]
@@ -117,17 +117,19 @@ stripe_secret_key = {{ env = "STRIPE_SECRET_KEY" }}
 stripe_webhook_secret = {{ env = "STRIPE_WEBHOOK_SECRET" }}
 [plugins.settings]
 api_base_url = {base:?}
-
-[[plugins]]
-name = "shop"
-component = {template:?}
-mount = "/shop"
-payment_systems = ["stripe"]
 "#,
             stripe = crate::plugin_wasm("stripe").display().to_string(),
-            template = crate::plugin_wasm("template").display().to_string(),
             host = self.host_port(),
             base = self.base_url(),
+        )
+    }
+
+    /// `instance_config` plus a template-plugin provider `shop` allowed to use it.
+    pub fn shop_config(&self) -> String {
+        format!(
+            "{}\n[[plugins]]\nname = \"shop\"\ncomponent = {:?}\nmount = \"/shop\"\npayment_systems = [\"stripe\"]\n",
+            self.instance_config(),
+            crate::plugin_wasm("template").display().to_string()
         )
     }
 
