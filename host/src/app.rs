@@ -14,7 +14,6 @@ use crate::capabilities::state::Services;
 use crate::clock::HostClock;
 use crate::config::Config;
 use crate::jobs::{JobConfig, JobWorker};
-use crate::ledger::Ledger;
 use crate::runtime::Runtime;
 
 pub struct App {
@@ -90,14 +89,7 @@ pub async fn start(config_path: &Path) -> Result<Running> {
     };
 
     let http = http_client()?;
-    let services = Arc::new(Services {
-        ledger: Ledger::new(storage.clone(), clock.clone()),
-        storage: storage.clone(),
-        clock: clock.clone(),
-        http: http.clone(),
-        jobs: std::sync::OnceLock::new(),
-        runtime: std::sync::OnceLock::new(),
-    });
+    let services = Services::new(storage.clone(), clock.clone(), http.clone());
     let runtime = Runtime::start(config.clone(), services.clone()).await?;
 
     let job_config = JobConfig {
@@ -255,15 +247,7 @@ impl App {
 /// secrets readable, components valid and built for this WIT, grants complete.
 pub async fn check(config: &Config) -> Result<String> {
     let storage = crate::storage::open("sqlite://:memory:").await.context("in-memory storage for checking")?;
-    let clock = HostClock::system();
-    let services = Arc::new(Services {
-        ledger: Ledger::new(storage.clone(), clock.clone()),
-        storage,
-        clock,
-        http: http_client()?,
-        jobs: std::sync::OnceLock::new(),
-        runtime: std::sync::OnceLock::new(),
-    });
+    let services = Services::new(storage, HostClock::system(), http_client()?);
     let mut probe = config.clone();
     // A check needs few instance slots.
     probe.runtime.max_concurrent_requests = 4;

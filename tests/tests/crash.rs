@@ -18,9 +18,7 @@ const PAYMENTS: usize = 30;
 async fn start() -> (TestHost, StripeSim) {
     let sim = StripeSim::start(SECRET_KEY, WEBHOOK_SECRET).await;
     let config = sim.shop_config();
-    let host = HostBuilder::new()
-        .env("STRIPE_SECRET_KEY", SECRET_KEY)
-        .env("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET)
+    let host = sim.grant(HostBuilder::new())
         .config(&config)
         .start()
         .await;

@@ -74,10 +74,9 @@ public_url = {PUBLIC_URL:?}
         webtv = plugin_wasm("webtv").display().to_string(),
         base = store.base_url(),
     );
-    let host = HostBuilder::new()
+    let host = stripe
+        .grant(HostBuilder::new())
         .env("WEBTV_KEY", KEY)
-        .env("STRIPE_SECRET_KEY", STRIPE_SECRET_KEY)
-        .env("STRIPE_WEBHOOK_SECRET", STRIPE_WEBHOOK_SECRET)
         .config(&config)
         .start()
         .await;

@@ -27,6 +27,18 @@ pub struct Services {
 }
 
 impl Services {
+    /// Services before the runtime and job workers exist; they are attached later.
+    pub fn new(storage: Arc<dyn Storage>, clock: HostClock, http: reqwest::Client) -> Arc<Self> {
+        Arc::new(Self {
+            ledger: Ledger::new(storage.clone(), clock.clone()),
+            storage,
+            clock,
+            http,
+            jobs: std::sync::OnceLock::new(),
+            runtime: std::sync::OnceLock::new(),
+        })
+    }
+
     pub fn wake_jobs(&self) {
         if let Some(jobs) = self.jobs.get() {
             jobs.wake();

@@ -56,9 +56,7 @@ impl Slot {
     /// Makes `instance` the version new requests get.
     pub fn swap(&self, instance: Arc<LoadedInstance>) {
         let mut history = self.history.lock().expect("history lock");
-        history.push((record_of(&instance), instance.clone()));
-        let excess = history.len().saturating_sub(KEPT_VERSIONS);
-        history.drain(..excess);
+        remember(&mut history, record_of(&instance), instance.clone());
         self.current.store(instance);
     }
 
@@ -71,9 +69,7 @@ impl Slot {
         let previous = history[history.len() - 2].1.clone();
         let mut record = record_of(&previous);
         record.trigger = trigger.to_string();
-        history.push((record, previous.clone()));
-        let excess = history.len().saturating_sub(KEPT_VERSIONS);
-        history.drain(..excess);
+        remember(&mut history, record, previous.clone());
         self.current.store(previous.clone());
         Some(previous)
     }
@@ -95,6 +91,13 @@ impl Slot {
     pub fn count_error(&self) {
         self.errors.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// Appends a version, keeping only the newest `KEPT_VERSIONS` loaded.
+fn remember(history: &mut Vec<(VersionRecord, Arc<LoadedInstance>)>, record: VersionRecord, instance: Arc<LoadedInstance>) {
+    history.push((record, instance));
+    let excess = history.len().saturating_sub(KEPT_VERSIONS);
+    history.drain(..excess);
 }
 
 fn record_of(instance: &LoadedInstance) -> VersionRecord {

@@ -68,6 +68,7 @@ impl State {
 pub struct StripeSim {
     server: SimServer,
     state: Arc<Mutex<State>>,
+    secret_key: String,
     webhook_secret: String,
     client: reqwest::Client,
 }
@@ -96,6 +97,7 @@ impl StripeSim {
         Self {
             server,
             state,
+            secret_key: secret_key.to_string(),
             webhook_secret: webhook_secret.to_string(),
             client: reqwest::Client::new(),
         }
@@ -122,6 +124,11 @@ api_base_url = {base:?}
             host = self.host_port(),
             base = self.base_url(),
         )
+    }
+
+    /// Gives the host the env vars `instance_config` names, holding this account's keys.
+    pub fn grant(&self, builder: crate::HostBuilder) -> crate::HostBuilder {
+        builder.env("STRIPE_SECRET_KEY", &self.secret_key).env("STRIPE_WEBHOOK_SECRET", &self.webhook_secret)
     }
 
     /// `instance_config` plus a template-plugin provider `shop` allowed to use it.
