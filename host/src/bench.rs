@@ -158,27 +158,73 @@ pub async fn load(addr: std::net::SocketAddr, path: &str, connections: usize, du
     (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed), latencies)
 }
 
-/// Template route vs the native `/healthz` route of the same server, same run.
+/// CPU time (user + system) this process has used so far, from `/proc/self/stat`
+/// (Linux, whose clock tick is 10 ms); `None` where that file does not exist.
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name start at field 3; utime and stime are
+    // fields 14 and 15.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// One measured load phase: throughput, latencies and the process CPU it used.
+struct Phase {
+    ok: u64,
+    failed: u64,
+    latencies: Vec<Duration>,
+    cpu: Option<Duration>,
+}
+
+async fn phase(addr: std::net::SocketAddr, path: &str, connections: usize, duration: Duration) -> Phase {
+    let _ = load(addr, path, connections, Duration::from_secs(1)).await;
+    let before = process_cpu();
+    let (ok, failed, latencies) = load(addr, path, connections, duration).await;
+    let cpu = before.zip(process_cpu()).map(|(b, a)| a.saturating_sub(b));
+    Phase { ok, failed, latencies, cpu }
+}
+
+impl Phase {
+    fn line(&self, name: &str, duration: Duration) -> String {
+        let cpu = match self.cpu {
+            Some(cpu) if self.ok > 0 => format!(", {:.1} us CPU per request", us(cpu) / self.ok as f64),
+            _ => String::new(),
+        };
+        format!(
+            "{name}: {:.0} req/s (p50 {:.0} us, p99 {:.0} us, {} failed{cpu})",
+            self.ok as f64 / duration.as_secs_f64(),
+            us(percentile(&self.latencies, 0.5)),
+            us(percentile(&self.latencies, 0.99)),
+            self.failed,
+        )
+    }
+
+    fn cpu_per_request_us(&self) -> Option<f64> {
+        self.cpu.filter(|_| self.ok > 0).map(|cpu| us(cpu) / self.ok as f64)
+    }
+}
+
+/// Template route vs the native `/healthz` route of the same server, same run. The CPU
+/// per request (server and load generator together, same for both routes) shows what
+/// the plugin adds, independent of how busy the machine was.
 pub async fn http(template: &Path, connections: usize, seconds: u64) -> Result<String> {
     let scratch = Scratch::new(template)?;
     let running = crate::app::start(&scratch.config).await?;
     let addr = running.bound.listen;
     let duration = Duration::from_secs(seconds);
-    let _ = load(addr, "/healthz", connections, Duration::from_secs(1)).await;
-    let (native, native_failed, native_lat) = load(addr, "/healthz", connections, duration).await;
-    let _ = load(addr, "/template/", connections, Duration::from_secs(1)).await;
-    let (plugin, plugin_failed, plugin_lat) = load(addr, "/template/", connections, duration).await;
+    let native = phase(addr, "/healthz", connections, duration).await;
+    let plugin = phase(addr, "/template/", connections, duration).await;
     running.shutdown().await;
-    let rate = |n: u64| n as f64 / duration.as_secs_f64();
+    let added = match (native.cpu_per_request_us(), plugin.cpu_per_request_us()) {
+        (Some(n), Some(p)) => format!("\n  CPU the plugin adds per request: {:.1} us", p - n),
+        _ => String::new(),
+    };
     Ok(format!(
-        "http, {connections} keep-alive connections, {seconds}s each:\n  native /healthz: {:.0} req/s (p50 {:.0} us, p99 {:.0} us, {native_failed} failed)\n  template GET /template/: {:.0} req/s (p50 {:.0} us, p99 {:.0} us, {plugin_failed} failed)\n  ratio template/native: {:.2}",
-        rate(native),
-        us(percentile(&native_lat, 0.5)),
-        us(percentile(&native_lat, 0.99)),
-        rate(plugin),
-        us(percentile(&plugin_lat, 0.5)),
-        us(percentile(&plugin_lat, 0.99)),
-        rate(plugin) / rate(native).max(1.0),
+        "http, {connections} keep-alive connections, {seconds}s each:\n  {}\n  {}\n  ratio template/native: {:.2}{added}",
+        native.line("native /healthz", duration),
+        plugin.line("template GET /template/", duration),
+        plugin.ok as f64 / native.ok.max(1) as f64,
     ))
 }
 

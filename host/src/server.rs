@@ -3,7 +3,6 @@
 //! clean JSON errors with a request id.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -32,10 +31,13 @@ pub async fn serve_public(
                 let _ = stream.set_nodelay(true);
                 let runtime = runtime.clone();
                 let mut shutdown = shutdown.clone();
+                // Formatted once per connection, not once per keep-alive request.
+                let remote: Arc<str> = remote.to_string().into();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| {
                         let runtime = runtime.clone();
-                        async move { Ok::<_, Infallible>(handle(runtime, req, remote).await) }
+                        let remote = remote.clone();
+                        async move { Ok::<_, Infallible>(handle(runtime, req, &remote).await) }
                     });
                     let conn = hyper::server::conn::http1::Builder::new()
                         .keep_alive(true)
@@ -55,7 +57,7 @@ pub async fn serve_public(
     }
 }
 
-async fn handle(runtime: Arc<Runtime>, req: Request<Incoming>, remote: SocketAddr) -> Response<Body> {
+async fn handle(runtime: Arc<Runtime>, req: Request<Incoming>, remote: &str) -> Response<Body> {
     let request_id = runtime.next_request_id();
     let path = req.uri().path().to_string();
     if path == "/healthz" {

@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use arc_swap::ArcSwap;
 use futures::future::BoxFuture;
-use wasmtime::component::Linker;
+use wasmtime::component::{ComponentExportIndex, Linker, TypedFunc};
 use wasmtime::{Engine, Store};
 
 use crate::capabilities::bindings::payment_system::{PaymentSystem, PaymentSystemPre};
@@ -179,6 +179,7 @@ impl Runtime {
             },
             loaded_at,
             trigger: trigger.to_string(),
+            handle: None,
         };
         let info = self
             .describe(&instance)
@@ -186,6 +187,13 @@ impl Runtime {
             .map_err(|e| anyhow::anyhow!("plugin `{name}`: describe() failed: {e}"))?;
         check_grants(plugin, &info)?;
         instance.info = info;
+        if let Pre::Provider(_) = instance.pre {
+            let handle = self
+                .resolve_handle(&instance)
+                .await
+                .map_err(|e| anyhow::anyhow!("plugin `{name}`: its `handle` export does not match the provider world: {e}"))?;
+            instance.handle = Some(handle);
+        }
         tracing::info!(
             instance = %name,
             plugin = %instance.info.name,
@@ -211,6 +219,26 @@ impl Runtime {
                         b.payhost_gateway_processor().call_describe(&mut *store).await
                     }
                 }
+            })
+        })
+        .await
+    }
+
+    /// Finds a provider's `handle` export and checks its signature once, in a throwaway
+    /// instance, so that `call_handle` may call it unchecked.
+    async fn resolve_handle(&self, instance: &LoadedInstance) -> Result<ComponentExportIndex, CallFailure> {
+        let component = &instance.component;
+        let interface = format!("{}/plugin@{}", component::WIT_PACKAGE, component.wit_version);
+        let index = component
+            .component
+            .get_export_index(None, &interface)
+            .and_then(|iface| component.component.get_export_index(Some(&iface), "handle"))
+            .ok_or_else(|| CallFailure::Unavailable(format!("no `handle` export in {interface}")))?;
+        self.run(instance, "load", |store, inst| {
+            Box::pin(async move {
+                let wasm = provider(inst)?.instance_pre().instantiate_async(&mut *store).await?;
+                wasm.get_typed_func::<(&Request,), (Result<Response, String>,)>(&mut *store, &index)?;
+                Ok(index)
             })
         })
         .await
@@ -245,8 +273,19 @@ impl Runtime {
         let result = self
             .run(instance, &id, move |store, inst| {
                 Box::pin(async move {
-                    let b = provider(inst)?.instantiate_async(&mut *store).await?;
-                    b.payhost_gateway_plugin().call_handle(&mut *store, &request).await
+                    let index = inst
+                        .handle
+                        .as_ref()
+                        .ok_or_else(|| wasmtime::Error::msg(format!("instance `{}` has no resolved `handle` export", inst.name())))?;
+                    let wasm = provider(inst)?.instance_pre().instantiate_async(&mut *store).await?;
+                    let func = wasm
+                        .get_func(&mut *store, index)
+                        .ok_or_else(|| wasmtime::Error::msg("the `handle` export vanished from its component"))?;
+                    // SAFETY: `resolve_handle` type-checked this export of this same
+                    // component against exactly these parameter and result types at load.
+                    let handle = unsafe { TypedFunc::<(&Request,), (Result<Response, String>,)>::new_unchecked(func) };
+                    let (response,) = handle.call_async(&mut *store, (&request,)).await?;
+                    Ok(response)
                 })
             })
             .await?;
