@@ -181,19 +181,15 @@ impl Runtime {
             trigger: trigger.to_string(),
             handle: None,
         };
+        if let Pre::Provider(_) = instance.pre {
+            instance.handle = Some(handle_export(&instance.component).with_context(|| format!("plugin `{name}`"))?);
+        }
         let info = self
             .describe(&instance)
             .await
             .map_err(|e| anyhow::anyhow!("plugin `{name}`: describe() failed: {e}"))?;
         check_grants(plugin, &info)?;
         instance.info = info;
-        if let Pre::Provider(_) = instance.pre {
-            let handle = self
-                .resolve_handle(&instance)
-                .await
-                .map_err(|e| anyhow::anyhow!("plugin `{name}`: its `handle` export does not match the provider world: {e}"))?;
-            instance.handle = Some(handle);
-        }
         tracing::info!(
             instance = %name,
             plugin = %instance.info.name,
@@ -211,7 +207,15 @@ impl Runtime {
             Box::pin(async move {
                 match &inst.pre {
                     Pre::Provider(pre) => {
-                        let b = pre.instantiate_async(&mut *store).await?;
+                        let wasm = pre.instance_pre().instantiate_async(&mut *store).await?;
+                        if let Some(index) = &inst.handle {
+                            // `call_handle` calls this export unchecked: its signature is
+                            // checked here, once per loaded version.
+                            wasm.get_typed_func::<(&Request,), (Result<Response, String>,)>(&mut *store, index).map_err(|e| {
+                                wasmtime::Error::msg(format!("the `handle` export does not match the provider world: {e}"))
+                            })?;
+                        }
+                        let b = Provider::new(&mut *store, &wasm)?;
                         b.payhost_gateway_plugin().call_describe(&mut *store).await
                     }
                     Pre::PaymentSystem(pre) => {
@@ -219,26 +223,6 @@ impl Runtime {
                         b.payhost_gateway_processor().call_describe(&mut *store).await
                     }
                 }
-            })
-        })
-        .await
-    }
-
-    /// Finds a provider's `handle` export and checks its signature once, in a throwaway
-    /// instance, so that `call_handle` may call it unchecked.
-    async fn resolve_handle(&self, instance: &LoadedInstance) -> Result<ComponentExportIndex, CallFailure> {
-        let component = &instance.component;
-        let interface = format!("{}/plugin@{}", component::WIT_PACKAGE, component.wit_version);
-        let index = component
-            .component
-            .get_export_index(None, &interface)
-            .and_then(|iface| component.component.get_export_index(Some(&iface), "handle"))
-            .ok_or_else(|| CallFailure::Unavailable(format!("no `handle` export in {interface}")))?;
-        self.run(instance, "load", |store, inst| {
-            Box::pin(async move {
-                let wasm = provider(inst)?.instance_pre().instantiate_async(&mut *store).await?;
-                wasm.get_typed_func::<(&Request,), (Result<Response, String>,)>(&mut *store, &index)?;
-                Ok(index)
             })
         })
         .await
@@ -281,8 +265,9 @@ impl Runtime {
                     let func = wasm
                         .get_func(&mut *store, index)
                         .ok_or_else(|| wasmtime::Error::msg("the `handle` export vanished from its component"))?;
-                    // SAFETY: `resolve_handle` type-checked this export of this same
-                    // component against exactly these parameter and result types at load.
+                    // SAFETY: `describe` type-checked this export of this same component
+                    // against exactly these parameter and result types at load, before the
+                    // version could serve.
                     let handle = unsafe { TypedFunc::<(&Request,), (Result<Response, String>,)>::new_unchecked(func) };
                     let (response,) = handle.call_async(&mut *store, (&request,)).await?;
                     Ok(response)
@@ -355,6 +340,17 @@ impl Runtime {
             .map(|s| s.current())
             .ok_or_else(|| CallFailure::Unavailable(format!("no plugin instance `{name}`")))
     }
+}
+
+/// Where a provider component exports `handle` (found by name; its signature is checked
+/// when `describe` first instantiates the component).
+fn handle_export(component: &component::LoadedComponent) -> Result<ComponentExportIndex> {
+    let interface = format!("{}/plugin@{}", component::WIT_PACKAGE, component.wit_version);
+    component
+        .component
+        .get_export_index(None, &interface)
+        .and_then(|iface| component.component.get_export_index(Some(&iface), "handle"))
+        .with_context(|| format!("the component exports no `handle` function in {interface}"))
 }
 
 fn provider(inst: &LoadedInstance) -> wasmtime::Result<&ProviderPre<PluginState>> {
