@@ -187,10 +187,7 @@ async fn phase(addr: std::net::SocketAddr, path: &str, connections: usize, durat
 
 impl Phase {
     fn line(&self, name: &str, duration: Duration) -> String {
-        let cpu = match self.cpu {
-            Some(cpu) if self.ok > 0 => format!(", {:.1} us CPU per request", us(cpu) / self.ok as f64),
-            _ => String::new(),
-        };
+        let cpu = self.cpu_per_request_us().map(|cpu| format!(", {cpu:.1} us CPU per request")).unwrap_or_default();
         format!(
             "{name}: {:.0} req/s (p50 {:.0} us, p99 {:.0} us, {} failed{cpu})",
             self.ok as f64 / duration.as_secs_f64(),

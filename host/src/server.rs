@@ -92,7 +92,7 @@ async fn handle(runtime: Arc<Runtime>, req: Request<Incoming>, remote: &str) -> 
     };
     let started = std::time::Instant::now();
     let result = match instance.pre {
-        Pre::Provider(_) => runtime.call_handle(&instance, request).await,
+        Pre::Provider { .. } => runtime.call_handle(&instance, request).await,
         Pre::PaymentSystem(_) => crate::webhooks::handle(&runtime, &instance, request).await,
     };
     let elapsed_us = started.elapsed().as_micros() as u64;

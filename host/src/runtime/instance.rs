@@ -19,7 +19,10 @@ use crate::clock::HostClock;
 
 /// The typed pre-instance, by world.
 pub enum Pre {
-    Provider(ProviderPre<PluginState>),
+    /// A provider, with its `handle` export found and type-checked once at load, so a
+    /// request instantiates and calls it without the generated bindings' per-call lookup
+    /// and type check of every export (a measurable share of per-request dispatch).
+    Provider { pre: ProviderPre<PluginState>, handle: ComponentExportIndex },
     PaymentSystem(PaymentSystemPre<PluginState>),
 }
 
@@ -33,10 +36,6 @@ pub struct LoadedInstance {
     pub loaded_at: i64,
     /// What loaded this version (`startup`, `admin reload`, `file change`, ...).
     pub trigger: String,
-    /// A provider's `handle` export, found and type-checked once at load, so a request
-    /// instantiates and calls it without the generated bindings' per-call lookup and
-    /// type check of every export (a measurable share of per-request dispatch).
-    pub handle: Option<ComponentExportIndex>,
 }
 
 impl LoadedInstance {

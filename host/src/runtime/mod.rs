@@ -151,7 +151,10 @@ impl Runtime {
                     .instantiate_pre(&component.component)
                     .map_err(anyhow::Error::from)
                     .with_context(|| format!("plugin `{name}`: the component imports something this host does not provide"))?;
-                Pre::Provider(ProviderPre::new(pre).map_err(anyhow::Error::from).with_context(|| format!("plugin `{name}`: exports do not match the provider world"))?)
+                Pre::Provider {
+                    pre: ProviderPre::new(pre).map_err(anyhow::Error::from).with_context(|| format!("plugin `{name}`: exports do not match the provider world"))?,
+                    handle: handle_export(&component).with_context(|| format!("plugin `{name}`"))?,
+                }
             }
             WorldKind::PaymentSystem => {
                 let pre = self
@@ -179,11 +182,7 @@ impl Runtime {
             },
             loaded_at,
             trigger: trigger.to_string(),
-            handle: None,
         };
-        if let Pre::Provider(_) = instance.pre {
-            instance.handle = Some(handle_export(&instance.component).with_context(|| format!("plugin `{name}`"))?);
-        }
         let info = self
             .describe(&instance)
             .await
@@ -206,15 +205,13 @@ impl Runtime {
         self.run(instance, "load", |store, inst| {
             Box::pin(async move {
                 match &inst.pre {
-                    Pre::Provider(pre) => {
+                    Pre::Provider { pre, handle } => {
                         let wasm = pre.instance_pre().instantiate_async(&mut *store).await?;
-                        if let Some(index) = &inst.handle {
-                            // `call_handle` calls this export unchecked: its signature is
-                            // checked here, once per loaded version.
-                            wasm.get_typed_func::<(&Request,), (Result<Response, String>,)>(&mut *store, index).map_err(|e| {
-                                wasmtime::Error::msg(format!("the `handle` export does not match the provider world: {e}"))
-                            })?;
-                        }
+                        // `call_handle` calls this export unchecked: its signature is
+                        // checked here, once per loaded version.
+                        wasm.get_typed_func::<HandleParams<'_>, HandleResults>(&mut *store, handle).map_err(|e| {
+                            wasmtime::Error::msg(format!("the `handle` export does not match the provider world: {e}"))
+                        })?;
                         let b = Provider::new(&mut *store, &wasm)?;
                         b.payhost_gateway_plugin().call_describe(&mut *store).await
                     }
@@ -257,18 +254,15 @@ impl Runtime {
         let result = self
             .run(instance, &id, move |store, inst| {
                 Box::pin(async move {
-                    let index = inst
-                        .handle
-                        .as_ref()
-                        .ok_or_else(|| wasmtime::Error::msg(format!("instance `{}` has no resolved `handle` export", inst.name())))?;
-                    let wasm = provider(inst)?.instance_pre().instantiate_async(&mut *store).await?;
+                    let (pre, index) = provider(inst)?;
+                    let wasm = pre.instance_pre().instantiate_async(&mut *store).await?;
                     let func = wasm
                         .get_func(&mut *store, index)
                         .ok_or_else(|| wasmtime::Error::msg("the `handle` export vanished from its component"))?;
                     // SAFETY: `describe` type-checked this export of this same component
                     // against exactly these parameter and result types at load, before the
                     // version could serve.
-                    let handle = unsafe { TypedFunc::<(&Request,), (Result<Response, String>,)>::new_unchecked(func) };
+                    let handle = unsafe { TypedFunc::<HandleParams<'_>, HandleResults>::new_unchecked(func) };
                     let (response,) = handle.call_async(&mut *store, (&request,)).await?;
                     Ok(response)
                 })
@@ -285,7 +279,7 @@ impl Runtime {
         let result = self
             .run(&instance, &id, move |store, inst| {
                 Box::pin(async move {
-                    let b = provider(inst)?.instantiate_async(&mut *store).await?;
+                    let b = provider(inst)?.0.instantiate_async(&mut *store).await?;
                     b.payhost_gateway_events().call_on_timer(&mut *store, &name, &payload).await
                 })
             })
@@ -302,7 +296,7 @@ impl Runtime {
             .run(&instance, &id, move |store, inst| {
                 Box::pin(async move {
                     store.data_mut().kv_buffer = Some(KvBuffer::default());
-                    let b = provider(inst)?.instantiate_async(&mut *store).await?;
+                    let b = provider(inst)?.0.instantiate_async(&mut *store).await?;
                     let accepted = b.payhost_gateway_events().call_on_payment_event(&mut *store, &event).await?;
                     let writes = store.data_mut().kv_buffer.take().map(KvBuffer::into_writes).unwrap_or_default();
                     Ok(accepted.map(|()| writes))
@@ -342,6 +336,11 @@ impl Runtime {
     }
 }
 
+/// `handle`'s parameters and results in the provider world: the one definition both the
+/// load-time type check and the unchecked per-request call use.
+type HandleParams<'a> = (&'a Request,);
+type HandleResults = (Result<Response, String>,);
+
 /// Where a provider component exports `handle` (found by name; its signature is checked
 /// when `describe` first instantiates the component).
 fn handle_export(component: &component::LoadedComponent) -> Result<ComponentExportIndex> {
@@ -353,9 +352,10 @@ fn handle_export(component: &component::LoadedComponent) -> Result<ComponentExpo
         .with_context(|| format!("the component exports no `handle` function in {interface}"))
 }
 
-fn provider(inst: &LoadedInstance) -> wasmtime::Result<&ProviderPre<PluginState>> {
+/// A provider's pre-instance and its `handle` export.
+fn provider(inst: &LoadedInstance) -> wasmtime::Result<(&ProviderPre<PluginState>, &ComponentExportIndex)> {
     match &inst.pre {
-        Pre::Provider(pre) => Ok(pre),
+        Pre::Provider { pre, handle } => Ok((pre, handle)),
         Pre::PaymentSystem(_) => Err(wasmtime::Error::msg(format!("instance `{}` is a payment system, not a provider", inst.name()))),
     }
 }
