@@ -18,7 +18,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 
-use crate::capabilities::bindings::types::Request;
+use crate::wit::types::Request;
 
 /// A scratch directory with a config serving the template (and optionally the
 /// faulty plugin, for a second version in swap runs).
@@ -75,7 +75,7 @@ fn us(d: Duration) -> f64 {
 pub async fn dispatch(template: &Path, iterations: usize) -> Result<String> {
     let scratch = Scratch::new(template)?;
     let running = crate::app::start(&scratch.config).await?;
-    let runtime = running.app.runtime.clone();
+    let runtime = running.live.runtime.clone();
     let instance = runtime.current("template").map_err(|e| anyhow::anyhow!("{e}"))?;
     let request = |id: usize| Request {
         id: format!("bench-{id}"),
@@ -230,7 +230,7 @@ pub async fn swap(template: &Path, other: &Path, connections: usize, seconds: u6
     let scratch = Scratch::new(template)?;
     // A fresh cache, so the first load of each file compiles.
     let running = crate::app::start(&scratch.config).await?;
-    let app = running.app.clone();
+    let app = running.live.clone();
     let addr = running.bound.listen;
     let other_copy = scratch.dir.join("other.wasm");
     std::fs::copy(other, &other_copy)?;

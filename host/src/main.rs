@@ -128,7 +128,7 @@ async fn serve(config: PathBuf, ready_file: Option<PathBuf>) -> anyhow::Result<(
         std::fs::write(&tmp, serde_json::to_vec(&running.bound)?)?;
         std::fs::rename(&tmp, &path)?;
     }
-    let app = running.app.clone();
+    let app = running.live.clone();
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {

@@ -13,7 +13,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use crate::capabilities::bindings::types;
+use crate::wit::types;
 use crate::http_util::{error_response, read_body, Body};
 use crate::runtime::instance::Pre;
 use crate::runtime::Runtime;
@@ -93,7 +93,9 @@ async fn handle(runtime: Arc<Runtime>, req: Request<Incoming>, remote: &str) -> 
     let started = std::time::Instant::now();
     let result = match instance.pre {
         Pre::Provider { .. } => runtime.call_handle(&instance, request).await,
-        Pre::PaymentSystem(_) => crate::webhooks::handle(&runtime, &instance, request).await,
+        Pre::PaymentSystem(_) => {
+            crate::payments::webhooks::handle(runtime.clone(), &runtime.services, instance.name(), request).await
+        }
     };
     let elapsed_us = started.elapsed().as_micros() as u64;
     match result {

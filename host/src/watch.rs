@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::app::App;
+use crate::live::LiveOps;
 use crate::runtime::component::file_hash;
 
 const POLL: Duration = Duration::from_millis(500);
@@ -26,7 +26,7 @@ fn stamp(path: &Path) -> Option<Stamp> {
     Some(Stamp { len: meta.len(), modified: meta.modified().ok() })
 }
 
-pub async fn watch_components(app: Arc<App>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+pub async fn watch_components(app: Arc<LiveOps>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     // Per instance: the stamp of the file as last settled.
     let mut settled: HashMap<String, Option<Stamp>> = HashMap::new();
     // A stamp seen once and waiting to stay the same for one more poll.

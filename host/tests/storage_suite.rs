@@ -9,11 +9,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use payhost::call_failure::CallFailure;
 use payhost::clock::HostClock;
 use payhost::jobs::{ExportCaller, JobConfig, JobWorker};
 use payhost::ledger::{DebitLine, Entry, Ledger, LedgerError};
 use payhost::money;
-use payhost::storage::{DeliveryRequest, EntryKind, JobState, KvWrite, Lease, NewPaymentEvent, PaymentEventRow, Storage};
+use payhost::storage::{DeliveryRequest, EntryKind, JobState, KvWrite, Lease, NewPaymentEvent, PaymentEventRow, PaymentStatus, Storage};
 use support::http_sink::Sink;
 use support::{eventually, TestDb};
 
@@ -75,7 +76,7 @@ fn payment_event(external_id: &str, status: &str) -> NewPaymentEvent {
     NewPaymentEvent {
         system: "stripe".into(),
         reference: format!("order-{external_id}"),
-        status: status.into(),
+        status: PaymentStatus::parse(status).expect("a payment status"),
         amount: "300.00".into(),
         currency: "RUB".into(),
         external_id: external_id.into(),
@@ -144,7 +145,7 @@ impl FakeCaller {
 
 #[async_trait::async_trait]
 impl ExportCaller for FakeCaller {
-    async fn on_timer(&self, instance: &str, name: &str, _payload: Vec<u8>) -> Result<(), String> {
+    async fn on_timer(&self, instance: &str, name: &str, _payload: Vec<u8>) -> Result<(), CallFailure> {
         let calls = {
             let mut timers = self.timers.lock().unwrap();
             let n = timers.entry(format!("{instance}/{name}")).or_default();
@@ -152,12 +153,12 @@ impl ExportCaller for FakeCaller {
             *n
         };
         if name.starts_with("flaky") && calls == 1 {
-            return Err("the plugin failed this time".into());
+            return Err(CallFailure::PluginError("the plugin failed this time".into()));
         }
         Ok(())
     }
 
-    async fn on_payment_event(&self, row: &PaymentEventRow) -> Result<Vec<KvWrite>, String> {
+    async fn on_payment_event(&self, row: &PaymentEventRow) -> Result<Vec<KvWrite>, CallFailure> {
         let calls = {
             let mut events = self.events.lock().unwrap();
             let n = events.entry(row.external_id.clone()).or_default();
@@ -165,7 +166,7 @@ impl ExportCaller for FakeCaller {
             *n
         };
         if row.external_id.starts_with("flaky") && calls == 1 {
-            return Err("the plugin failed this time".into());
+            return Err(CallFailure::PluginError("the plugin failed this time".into()));
         }
         // What the provider's store would hold after handling it, committed with the event.
         Ok(vec![KvWrite::Put { key: format!("handled/{}", row.external_id), value: calls.to_string().into_bytes() }])

@@ -1,5 +1,6 @@
 //! The admin API (JSON, bearer token, loopback by default): plugin instances and their
 //! versions, reloads, the ledger, durable jobs, and the manual clock in rehearsals.
+//! Reloads and rollbacks are carried out by `crate::live`; this module only speaks HTTP.
 
 pub mod accounts;
 pub mod jobs;
@@ -15,11 +16,18 @@ use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
-use crate::app::App;
+use crate::live::LiveOps;
 use crate::capabilities::signing::constant_time_eq;
 use crate::http_util::{json_response, read_body, Body};
 
-pub async fn serve_admin(listener: TcpListener, app: Arc<App>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+/// What every admin request reaches: the live operations and the bearer token.
+struct Admin {
+    live: Arc<LiveOps>,
+    token: String,
+}
+
+pub async fn serve_admin(listener: TcpListener, live: Arc<LiveOps>, token: String, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let app = Arc::new(Admin { live, token });
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -40,13 +48,13 @@ pub async fn serve_admin(listener: TcpListener, app: Arc<App>, mut shutdown: tok
     }
 }
 
-async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
+async fn handle(app: Arc<Admin>, req: Request<Incoming>) -> Response<Body> {
     let authorized = req
         .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|token| constant_time_eq(token.as_bytes(), app.admin_token.as_bytes()));
+        .is_some_and(|token| constant_time_eq(token.as_bytes(), app.token.as_bytes()));
     if !authorized {
         return json_response(StatusCode::UNAUTHORIZED, &json!({ "error": "missing or wrong bearer token" }));
     }
@@ -58,11 +66,11 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         Err(msg) => return json_response(StatusCode::PAYLOAD_TOO_LARGE, &json!({ "error": msg })),
     };
     let segments: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
-    let (status, value) = route(&app, &method, &segments, &query, &body).await;
+    let (status, value) = route(&app.live, &method, &segments, &query, &body).await;
     json_response(status, &value)
 }
 
-async fn route(app: &Arc<App>, method: &Method, segments: &[&str], query: &str, body: &[u8]) -> (StatusCode, Value) {
+async fn route(app: &LiveOps, method: &Method, segments: &[&str], query: &str, body: &[u8]) -> (StatusCode, Value) {
     match segments {
         ["health"] => (StatusCode::OK, json!({ "status": "ok" })),
         ["plugins", ..] => plugins::handle(app, method, &segments[1..], body).await,
@@ -80,7 +88,7 @@ async fn route(app: &Arc<App>, method: &Method, segments: &[&str], query: &str, 
     }
 }
 
-fn advance_clock(app: &App, body: &[u8]) -> (StatusCode, Value) {
+fn advance_clock(app: &LiveOps, body: &[u8]) -> (StatusCode, Value) {
     let seconds = serde_json::from_slice::<Value>(body).ok().and_then(|v| v.get("seconds").and_then(Value::as_i64));
     let Some(seconds) = seconds else {
         return (StatusCode::BAD_REQUEST, json!({ "error": "body must be {\"seconds\": N}" }));

@@ -2,14 +2,13 @@
 //! and whole-config reload.
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::app::App;
+use crate::live::LiveOps;
 
-pub async fn handle(app: &Arc<App>, method: &Method, rest: &[&str], body: &[u8]) -> (StatusCode, Value) {
+pub async fn handle(app: &LiveOps, method: &Method, rest: &[&str], body: &[u8]) -> (StatusCode, Value) {
     match (method, rest) {
         (&Method::GET, []) => (StatusCode::OK, list(app)),
         (&Method::POST, [name, "reload"]) => {
@@ -29,14 +28,14 @@ pub async fn handle(app: &Arc<App>, method: &Method, rest: &[&str], body: &[u8])
     }
 }
 
-pub async fn reload_config(app: &Arc<App>, trigger: &str) -> (StatusCode, Value) {
+pub async fn reload_config(app: &LiveOps, trigger: &str) -> (StatusCode, Value) {
     match app.reload_config(trigger).await {
         Ok(summary) => (StatusCode::OK, summary),
         Err(e) => (StatusCode::UNPROCESSABLE_ENTITY, json!({ "error": format!("{e:#}"), "serving": "previous config" })),
     }
 }
 
-fn list(app: &App) -> Value {
+fn list(app: &LiveOps) -> Value {
     let table = app.runtime.registry.table();
     let mut out: Vec<Value> = table
         .mounts

@@ -1,6 +1,6 @@
 //! `clock`: the host clock, the plugins' only time source.
 
-use super::bindings::clock::{Host, Instant};
+use crate::wit::clock::{Host, Instant};
 use super::state::PluginState;
 
 impl Host for PluginState {

@@ -1,7 +1,7 @@
 //! `deliveries`: durable outbound requests the host sends and retries until 2xx.
 
-use super::bindings::deliveries::{Delivery, Error, Host};
-use super::bindings::http::Error as HttpError;
+use crate::wit::deliveries::{Delivery, Error, Host};
+use crate::wit::http::Error as HttpError;
 use super::state::PluginState;
 use crate::storage::DeliveryRequest;
 

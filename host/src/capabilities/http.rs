@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::bindings::http::{Error, Host, Request, Response};
+use crate::wit::http::{Error, Host, Request, Response};
 use super::state::PluginState;
 use crate::secrets::Secrets;
 

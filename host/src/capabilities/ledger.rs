@@ -1,6 +1,6 @@
 //! `ledger`: the operator's subscriber ledger, with idempotency keys scoped by instance.
 
-use super::bindings::ledger::{Account, DebitLine, Entry, EntryKind, Error, Host, Shortfall};
+use crate::wit::ledger::{Account, DebitLine, Entry, EntryKind, Error, Host, Shortfall};
 use super::state::PluginState;
 use crate::ledger::{self as core, LedgerError};
 

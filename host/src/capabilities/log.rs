@@ -1,6 +1,6 @@
 //! `log`: plugin log lines into the host's tracing, tagged with instance and request.
 
-use super::bindings::log::{Host, Level};
+use crate::wit::log::{Host, Level};
 use super::state::PluginState;
 
 impl Host for PluginState {

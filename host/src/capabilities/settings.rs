@@ -1,6 +1,6 @@
 //! `settings`: the instance's free-form settings from config.
 
-use super::bindings::settings::Host;
+use crate::wit::settings::Host;
 use super::state::PluginState;
 
 impl Host for PluginState {

@@ -6,7 +6,7 @@ use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::bindings::signing::{DigestAlgorithm, Error, Host, HmacAlgorithm, Part};
+use crate::wit::signing::{DigestAlgorithm, Error, Host, HmacAlgorithm, Part};
 use super::state::PluginState;
 use crate::secrets::Secrets;
 

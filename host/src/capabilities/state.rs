@@ -1,50 +1,18 @@
 //! What a plugin call's `Store` holds: the instance's granted capabilities (shared by
 //! every call of that instance version) and the per-call WASI context and limits.
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use wasmtime::component::ResourceTable;
 use wasmtime::StoreLimits;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::clock::HostClock;
+use super::store::KvBuffer;
 use crate::config::PluginConfig;
-use crate::jobs::JobHandle;
-use crate::ledger::Ledger;
-use crate::runtime::Runtime;
+use crate::payments::PaymentSystems;
 use crate::secrets::Secrets;
-use crate::storage::Storage;
-
-/// Services every instance shares.
-pub struct Services {
-    pub storage: Arc<dyn Storage>,
-    pub ledger: Ledger,
-    pub clock: HostClock,
-    pub http: reqwest::Client,
-    pub jobs: std::sync::OnceLock<JobHandle>,
-    /// Back to the runtime, for payment calls into payment-system instances.
-    pub runtime: std::sync::OnceLock<Weak<Runtime>>,
-}
-
-impl Services {
-    /// Services before the runtime and job workers exist; they are attached later.
-    pub fn new(storage: Arc<dyn Storage>, clock: HostClock, http: reqwest::Client) -> Arc<Self> {
-        Arc::new(Self {
-            ledger: Ledger::new(storage.clone(), clock.clone()),
-            storage,
-            clock,
-            http,
-            jobs: std::sync::OnceLock::new(),
-            runtime: std::sync::OnceLock::new(),
-        })
-    }
-
-    pub fn wake_jobs(&self) {
-        if let Some(jobs) = self.jobs.get() {
-            jobs.wake();
-        }
-    }
-}
+use crate::services::Services;
+use crate::storage::KvWrite;
 
 /// One instance version's grants, built at load and shared by all its calls.
 pub struct InstanceContext {
@@ -56,6 +24,12 @@ pub struct InstanceContext {
     pub services: Arc<Services>,
 }
 
+impl InstanceContext {
+    pub fn new(config: PluginConfig, secrets: Secrets, services: Arc<Services>) -> Self {
+        Self { name: config.name.clone(), settings: super::settings::flatten(&config.settings), config, secrets, services }
+    }
+}
+
 /// The data of one call's `Store`.
 pub struct PluginState {
     pub ctx: Arc<InstanceContext>,
@@ -63,9 +37,11 @@ pub struct PluginState {
     pub wasi: WasiCtx,
     pub table: ResourceTable,
     pub limits: StoreLimits,
+    /// The payment-system instances `checkout` calls reach (the runtime making this call).
+    pub payment_systems: Arc<dyn PaymentSystems>,
     /// Set while the plugin handles a payment event: its store writes are held here and
     /// committed with the event's record (see `store::KvBuffer`).
-    pub kv_buffer: Option<super::store::KvBuffer>,
+    pub kv_buffer: Option<KvBuffer>,
 }
 
 impl WasiView for PluginState {
@@ -81,5 +57,15 @@ impl PluginState {
 
     pub fn services(&self) -> &Services {
         &self.ctx.services
+    }
+
+    /// From now on this call's store writes are held back instead of written.
+    pub fn hold_store_writes(&mut self) {
+        self.kv_buffer = Some(KvBuffer::default());
+    }
+
+    /// The store writes held back since `hold_store_writes`, in order.
+    pub fn take_held_writes(&mut self) -> Vec<KvWrite> {
+        self.kv_buffer.take().map(KvBuffer::into_writes).unwrap_or_default()
     }
 }

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::bindings::store::{Error, Host};
+use crate::wit::store::{Error, Host};
 use super::state::PluginState;
 use crate::storage::{KvWrite, Storage, StorageError};
 

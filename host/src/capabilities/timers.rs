@@ -1,7 +1,7 @@
 //! `timers`: durable timers that fire the instance's `on-timer` export.
 
-use super::bindings::clock::Instant;
-use super::bindings::timers::{Error, Host};
+use crate::wit::clock::Instant;
+use crate::wit::timers::{Error, Host};
 use super::state::PluginState;
 
 impl Host for PluginState {

@@ -1,6 +1,6 @@
 //! `types`: shared records only; the interface has no functions to implement.
 
-use super::bindings::types::Host;
+use crate::wit::types::Host;
 use super::state::PluginState;
 
 impl Host for PluginState {}

@@ -2,32 +2,29 @@
 //! retried with backoff until the attempt limit. Bodies and headers are never logged
 //! (they carry signatures); the URL is logged by host only.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
-use super::{clip, run_all, JobWorker};
-use crate::storage::{DeliveryRequest, DeliveryRow, JobState, Lease};
+use super::{clip, JobKind, JobWorker};
+use crate::storage::{DeliveryRequest, DeliveryRow, JobState, Lease, StorageResult};
 
 /// How much of a refusing answer's body is kept as the attempt's error.
 const ANSWER_SNIPPET: usize = 300;
 
-pub(super) async fn run(worker: &Arc<JobWorker>) -> usize {
-    let now = worker.clock.now_millis();
-    let lease = worker.lease(now);
-    let due = match worker.storage.delivery_claim_due(now, &lease, worker.cfg.batch).await {
-        Ok(due) => due,
-        Err(e) => {
-            tracing::warn!(error = %e, "could not claim due deliveries");
-            return 0;
-        }
-    };
-    run_all(due, |delivery| {
-        let (worker, lease) = (worker.clone(), lease.clone());
-        async move { deliver(&worker, delivery, &lease).await }
-    })
-    .await
+pub(super) struct Deliveries;
+
+impl JobKind for Deliveries {
+    type Job = DeliveryRow;
+    const NAME: &'static str = "deliveries";
+
+    async fn claim(worker: &JobWorker, now: i64, lease: &Lease) -> StorageResult<Vec<DeliveryRow>> {
+        worker.storage.delivery_claim_due(now, lease, worker.cfg.batch).await
+    }
+
+    async fn run(worker: &JobWorker, job: DeliveryRow, lease: &Lease) {
+        deliver(worker, job, lease).await
+    }
 }
 
 async fn deliver(worker: &JobWorker, delivery: DeliveryRow, lease: &Lease) {

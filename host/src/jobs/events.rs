@@ -1,26 +1,22 @@
 //! Handing payment events to the provider instance that started the checkout, until its
 //! `on-payment-event` returns ok or the attempts run out.
 
-use std::sync::Arc;
+use super::{clip, JobKind, JobWorker};
+use crate::storage::{JobState, Lease, PaymentEventRow, StorageResult};
 
-use super::{clip, run_all, JobWorker};
-use crate::storage::{JobState, Lease, PaymentEventRow};
+pub(super) struct PaymentEvents;
 
-pub(super) async fn run(worker: &Arc<JobWorker>) -> usize {
-    let now = worker.clock.now_millis();
-    let lease = worker.lease(now);
-    let due = match worker.storage.event_claim_due(now, &lease, worker.cfg.batch).await {
-        Ok(due) => due,
-        Err(e) => {
-            tracing::warn!(error = %e, "could not claim due payment events");
-            return 0;
-        }
-    };
-    run_all(due, |event| {
-        let (worker, lease) = (worker.clone(), lease.clone());
-        async move { hand_over(&worker, event, &lease).await }
-    })
-    .await
+impl JobKind for PaymentEvents {
+    type Job = PaymentEventRow;
+    const NAME: &'static str = "payment events";
+
+    async fn claim(worker: &JobWorker, now: i64, lease: &Lease) -> StorageResult<Vec<PaymentEventRow>> {
+        worker.storage.event_claim_due(now, lease, worker.cfg.batch).await
+    }
+
+    async fn run(worker: &JobWorker, job: PaymentEventRow, lease: &Lease) {
+        hand_over(worker, job, lease).await
+    }
 }
 
 async fn hand_over(worker: &JobWorker, event: PaymentEventRow, lease: &Lease) {
@@ -37,7 +33,10 @@ async fn hand_over(worker: &JobWorker, event: PaymentEventRow, lease: &Lease) {
             Ok(false) => "the lease was lost or the provider's store changed meanwhile; handing it over again".to_string(),
             Err(e) => format!("could not commit the provider's result: {e}"),
         },
-        Err(error) => error,
+        Err(failure) => {
+            tracing::debug!(kind = "event", instance = %event.provider, job = event.id, failure = failure.kind(), "the provider did not take the event");
+            failure.detail()
+        }
     };
     let (state, next_at) = if attempt >= max_attempts {
         (JobState::Failed, worker.clock.now_millis())

@@ -19,17 +19,47 @@ use async_trait::async_trait;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
+use crate::call_failure::CallFailure;
 use crate::clock::HostClock;
-use crate::storage::{KvWrite, Lease, PaymentEventRow, Storage};
+use crate::storage::{KvWrite, Lease, PaymentEventRow, Storage, StorageResult};
 
 /// The plugin exports a job ends in. An unknown instance is an `Err` (retried later:
 /// the instance may be back after a config reload).
 #[async_trait]
 pub trait ExportCaller: Send + Sync {
-    async fn on_timer(&self, instance: &str, name: &str, payload: Vec<u8>) -> Result<(), String>;
+    async fn on_timer(&self, instance: &str, name: &str, payload: Vec<u8>) -> Result<(), CallFailure>;
     /// On success, the provider's store writes, which the worker commits together with
     /// marking the event done.
-    async fn on_payment_event(&self, row: &PaymentEventRow) -> Result<Vec<KvWrite>, String>;
+    async fn on_payment_event(&self, row: &PaymentEventRow) -> Result<Vec<KvWrite>, CallFailure>;
+}
+
+/// One kind of durable job, as the worker's claim-and-run loop sees it: how to claim a
+/// batch of due jobs under a lease, and how to run one claimed job to its recorded end.
+trait JobKind {
+    type Job: Send + 'static;
+    /// Plural, for logs: `timers`, `deliveries`, `payment events`.
+    const NAME: &'static str;
+    fn claim(worker: &JobWorker, now: i64, lease: &Lease) -> impl std::future::Future<Output = StorageResult<Vec<Self::Job>>> + Send;
+    /// Runs the job and records the outcome (done, retry, failed) while the lease holds.
+    fn run(worker: &JobWorker, job: Self::Job, lease: &Lease) -> impl std::future::Future<Output = ()> + Send;
+}
+
+/// Claims one batch of `K` and runs each job in its own task; returns how many it claimed.
+async fn claim_and_run<K: JobKind>(worker: &Arc<JobWorker>) -> usize {
+    let now = worker.clock.now_millis();
+    let lease = worker.lease(now);
+    let due = match K::claim(worker, now, &lease).await {
+        Ok(due) => due,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not claim due {}", K::NAME);
+            return 0;
+        }
+    };
+    run_all(due, |job| {
+        let (worker, lease) = (worker.clone(), lease.clone());
+        async move { K::run(&worker, job, &lease).await }
+    })
+    .await
 }
 
 #[derive(Debug, Clone)]
@@ -78,6 +108,18 @@ impl RoundReport {
     }
 }
 
+/// Makes a worker look for due work now. Made before the worker (the services that
+/// enqueue work exist first) and handed to it with [`JobWorker::with_waker`].
+#[derive(Clone, Default)]
+pub struct JobWaker(Arc<Notify>);
+
+impl JobWaker {
+    /// A wake while the worker is busy makes it look again right after.
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+}
+
 pub struct JobWorker {
     storage: Arc<dyn Storage>,
     clock: HostClock,
@@ -85,12 +127,18 @@ pub struct JobWorker {
     http: reqwest::Client,
     cfg: JobConfig,
     owner: String,
+    waker: JobWaker,
 }
 
 impl JobWorker {
     pub fn new(storage: Arc<dyn Storage>, clock: HostClock, caller: Arc<dyn ExportCaller>, http: reqwest::Client, cfg: JobConfig) -> Self {
         let owner = format!("host-{}-{:016x}", std::process::id(), rand::random::<u64>());
-        Self { storage, clock, caller, http, cfg, owner }
+        Self { storage, clock, caller, http, cfg, owner, waker: JobWaker::default() }
+    }
+
+    /// Listens to `waker` instead of a waker of its own.
+    pub fn with_waker(self, waker: JobWaker) -> Self {
+        Self { waker, ..self }
     }
 
     /// Starts the worker loop on the current tokio runtime.
@@ -110,10 +158,10 @@ impl JobWorker {
     }
 
     pub fn start(self: Arc<Self>) -> JobHandle {
-        let wake = Arc::new(Notify::new());
+        let wake = self.waker.clone();
         let (stop, mut stopped) = watch::channel(false);
         let owner = self.owner.clone();
-        let woken = wake.clone();
+        let woken = wake.0.clone();
         let task = tokio::spawn(async move {
             tracing::info!(owner = %self.owner, "job worker started");
             while !*stopped.borrow() {
@@ -137,7 +185,11 @@ impl JobWorker {
     /// Claims and runs one batch of each kind of due job, waiting for all of them. The
     /// kinds run side by side, so slow deliveries do not hold timers back.
     pub async fn run_once(self: &Arc<Self>) -> RoundReport {
-        let (timers, deliveries, events) = tokio::join!(timers::run(self), deliveries::run(self), events::run(self));
+        let (timers, deliveries, events) = tokio::join!(
+            claim_and_run::<timers::Timers>(self),
+            claim_and_run::<deliveries::Deliveries>(self),
+            claim_and_run::<events::PaymentEvents>(self),
+        );
         RoundReport { timers, deliveries, events }
     }
 
@@ -188,7 +240,7 @@ fn clip(text: &str) -> String {
 
 /// Pokes and stops a running worker.
 pub struct JobHandle {
-    wake: Arc<Notify>,
+    wake: JobWaker,
     stop: watch::Sender<bool>,
     task: Mutex<Option<JoinHandle<()>>>,
     owner: String,
@@ -198,7 +250,7 @@ impl JobHandle {
     /// Makes the worker look for due work now (work was enqueued, or the manual clock
     /// moved). A wake while it is busy makes it look again right after.
     pub fn wake(&self) {
-        self.wake.notify_one();
+        self.wake.wake();
     }
 
     pub fn owner(&self) -> &str {

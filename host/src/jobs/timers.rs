@@ -1,26 +1,22 @@
 //! Firing due timers: call the instance's `on-timer` export, then delete the timer (unless
 //! the handler rescheduled it) or put it back with backoff.
 
-use std::sync::Arc;
+use super::{clip, JobKind, JobWorker};
+use crate::storage::{Lease, StorageResult, TimerRow};
 
-use super::{clip, run_all, JobWorker};
-use crate::storage::{Lease, TimerRow};
+pub(super) struct Timers;
 
-pub(super) async fn run(worker: &Arc<JobWorker>) -> usize {
-    let now = worker.clock.now_millis();
-    let lease = worker.lease(now);
-    let due = match worker.storage.timer_claim_due(now, &lease, worker.cfg.batch).await {
-        Ok(due) => due,
-        Err(e) => {
-            tracing::warn!(error = %e, "could not claim due timers");
-            return 0;
-        }
-    };
-    run_all(due, |timer| {
-        let (worker, lease) = (worker.clone(), lease.clone());
-        async move { fire(&worker, timer, &lease).await }
-    })
-    .await
+impl JobKind for Timers {
+    type Job = TimerRow;
+    const NAME: &'static str = "timers";
+
+    async fn claim(worker: &JobWorker, now: i64, lease: &Lease) -> StorageResult<Vec<TimerRow>> {
+        worker.storage.timer_claim_due(now, lease, worker.cfg.batch).await
+    }
+
+    async fn run(worker: &JobWorker, job: TimerRow, lease: &Lease) {
+        fire(worker, job, lease).await
+    }
 }
 
 async fn fire(worker: &JobWorker, timer: TimerRow, lease: &Lease) {
@@ -32,10 +28,13 @@ async fn fire(worker: &JobWorker, timer: TimerRow, lease: &Lease) {
                 tracing::warn!(kind = "timer", instance = %timer.instance, job = timer.id, error = %e, "could not complete a fired timer; it may fire again");
             }
         }
-        Err(error) => {
+        Err(failure) => {
             let next_at = worker.retry_at(attempt);
-            tracing::warn!(kind = "timer", instance = %timer.instance, job = timer.id, name = %timer.name, attempt, outcome = "retry", next_at, error = %error);
-            if let Err(e) = worker.storage.timer_retry(&timer, lease, next_at, &clip(&error)).await {
+            tracing::warn!(
+                kind = "timer", instance = %timer.instance, job = timer.id, name = %timer.name, attempt, outcome = "retry", next_at,
+                failure = failure.kind(), error = %failure
+            );
+            if let Err(e) = worker.storage.timer_retry(&timer, lease, next_at, &clip(&failure.detail())).await {
                 tracing::warn!(kind = "timer", instance = %timer.instance, job = timer.id, error = %e, "could not reschedule a failed timer");
             }
         }

@@ -10,9 +10,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
-/// The WIT package this host implements.
-pub const WIT_PACKAGE: &str = "payhost:gateway";
-pub const WIT_VERSION: &str = "0.1.0";
+use crate::wit::{WIT_PACKAGE, WIT_VERSION};
 
 /// Which world a component implements, judged by its exports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

@@ -1,7 +1,7 @@
 //! The one wasmtime `Engine`, configured for a fresh instance per request.
 //!
 //! Per-request cost is dominated by the guest memory an instance touches and the kernel
-//! work to reset it (see PERFORMANCE.md): the pooling allocator with copy-on-write
+//! work to reset it (see "What shaped the engine" in BENCHMARKS.md): the pooling allocator with copy-on-write
 //! memory images and a resident slice of each slot keeps that cheap; epoch interruption
 //! gives every call a deadline.
 

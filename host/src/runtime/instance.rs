@@ -11,11 +11,12 @@ use wasmtime_wasi::WasiCtx;
 
 use super::component::LoadedComponent;
 use super::engine::deadline_ticks;
-use crate::capabilities::bindings::payment_system::PaymentSystemPre;
-use crate::capabilities::bindings::provider::ProviderPre;
-use crate::capabilities::bindings::types::PluginInfo;
+use crate::wit::payment_system::PaymentSystemPre;
+use crate::wit::provider::ProviderPre;
+use crate::wit::types::PluginInfo;
 use crate::capabilities::state::{InstanceContext, PluginState};
 use crate::clock::HostClock;
+use crate::payments::PaymentSystems;
 
 /// The typed pre-instance, by world.
 pub enum Pre {
@@ -49,16 +50,31 @@ impl LoadedInstance {
 
     /// A fresh store for one call: minimal WASI (no env, args, files or sockets; the
     /// wall clock is the host clock), the instance's memory cap and deadline.
-    pub fn new_store(&self, engine: &Engine, request_id: &str) -> Store<PluginState> {
-        new_store(engine, self.ctx.clone(), request_id, self.deadline())
+    /// `payment_systems` is what the call's `checkout` import reaches.
+    pub fn new_store(&self, engine: &Engine, request_id: &str, payment_systems: Arc<dyn PaymentSystems>) -> Store<PluginState> {
+        new_store(engine, self.ctx.clone(), request_id, self.deadline(), payment_systems)
     }
 }
 
-pub fn new_store(engine: &Engine, ctx: Arc<InstanceContext>, request_id: &str, deadline: Duration) -> Store<PluginState> {
+pub fn new_store(
+    engine: &Engine,
+    ctx: Arc<InstanceContext>,
+    request_id: &str,
+    deadline: Duration,
+    payment_systems: Arc<dyn PaymentSystems>,
+) -> Store<PluginState> {
     let memory = (ctx.config.limits.memory_mb as usize) << 20;
     let wasi = WasiCtx::builder().wall_clock(WasiWallClock(ctx.services.clock.clone())).build();
     let limits = StoreLimitsBuilder::new().memory_size(memory).trap_on_grow_failure(true).build();
-    let state = PluginState { ctx, request_id: request_id.to_string(), wasi, table: ResourceTable::new(), limits, kv_buffer: None };
+    let state = PluginState {
+        ctx,
+        request_id: request_id.to_string(),
+        wasi,
+        table: ResourceTable::new(),
+        limits,
+        payment_systems,
+        kv_buffer: None,
+    };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limits);
     store.set_epoch_deadline(deadline_ticks(deadline));

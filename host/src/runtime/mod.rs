@@ -3,34 +3,37 @@
 //! systems). Every call runs in a fresh store under the instance's deadline and memory
 //! cap; a failing plugin fails only its own call.
 
+mod calls;
 pub mod component;
 pub mod engine;
-pub mod failure;
+mod grants;
 pub mod instance;
+mod job_exports;
+mod payment_systems;
 pub mod registry;
+
+pub use job_exports::RuntimeCaller;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use arc_swap::ArcSwap;
 use futures::future::BoxFuture;
-use wasmtime::component::{ComponentExportIndex, Linker, TypedFunc};
+use wasmtime::component::{ComponentExportIndex, Linker};
 use wasmtime::{Engine, Store};
 
-use crate::capabilities::bindings::payment_system::{PaymentSystem, PaymentSystemPre};
-use crate::capabilities::bindings::payments::PaymentEvent;
-use crate::capabilities::bindings::provider::{Provider, ProviderPre};
-use crate::capabilities::bindings::types::{PluginInfo, Request, Response};
-use crate::capabilities::settings::flatten;
-use crate::capabilities::state::{InstanceContext, PluginState, Services};
-use crate::capabilities::store::KvBuffer;
-use crate::storage::KvWrite;
+use crate::call_failure::CallFailure;
+use crate::capabilities::state::{InstanceContext, PluginState};
 use crate::config::{Config, PluginConfig};
 use crate::secrets::Secrets;
+use crate::services::Services;
+use crate::wit::payment_system::{PaymentSystem, PaymentSystemPre};
+use crate::wit::provider::{Provider, ProviderPre};
+use crate::wit::types::{PluginInfo, Request, Response};
+use crate::wit::WIT_PACKAGE;
 use component::WorldKind;
-use failure::CallFailure;
 use instance::{LoadedInstance, Pre};
 use registry::{Registry, Slot, Table};
 
@@ -68,14 +71,13 @@ impl Runtime {
             provider_linker: provider_linker(&engine)?,
             payment_system_linker: payment_system_linker(&engine)?,
             engine,
-            services: services.clone(),
+            services,
             registry: Registry::new(Table::default()),
             config: ArcSwap::from_pointee(config.clone()),
             calls: Arc::new(tokio::sync::Semaphore::new(slots_needed as usize * 2)),
             request_seq: AtomicU64::new(0),
             request_prefix: format!("{:08x}", rand::random::<u32>()),
         });
-        let _ = services.runtime.set(Arc::downgrade(&runtime));
         let prepared = runtime.prepare(&config, "startup").await?;
         runtime.commit(prepared, config);
         Ok(runtime)
@@ -84,7 +86,7 @@ impl Runtime {
     /// Loads every instance of `config` off the request path. Nothing is swapped in:
     /// a config with one bad instance is refused whole. Instances whose config and
     /// component are unchanged keep their loaded version.
-    pub async fn prepare(&self, config: &Config, trigger: &str) -> Result<Vec<Prepared>> {
+    pub async fn prepare(self: &Arc<Self>, config: &Config, trigger: &str) -> Result<Vec<Prepared>> {
         let current = self.registry.table();
         let mut prepared = Vec::new();
         for plugin in &config.plugins {
@@ -127,7 +129,7 @@ impl Runtime {
     }
 
     /// Compiles (or takes from cache), links and checks one instance off the request path.
-    pub async fn load_instance(&self, plugin: &PluginConfig, trigger: &str) -> Result<Arc<LoadedInstance>> {
+    pub async fn load_instance(self: &Arc<Self>, plugin: &PluginConfig, trigger: &str) -> Result<Arc<LoadedInstance>> {
         let name = plugin.name.clone();
         let secrets = Secrets::resolve(&name, &plugin.secrets)?;
         let cache_dir = self.config.load().runtime.cache_dir.clone();
@@ -137,13 +139,7 @@ impl Runtime {
             .await
             .context("compile task failed")?
             .with_context(|| format!("plugin `{name}`: component {}", plugin.component.display()))?;
-        let ctx = Arc::new(InstanceContext {
-            name: name.clone(),
-            config: plugin.clone(),
-            secrets,
-            settings: flatten(&plugin.settings),
-            services: self.services.clone(),
-        });
+        let ctx = Arc::new(InstanceContext::new(plugin.clone(), secrets, self.services.clone()));
         let pre = match component.world {
             WorldKind::Provider => {
                 let pre = self
@@ -187,7 +183,7 @@ impl Runtime {
             .describe(&instance)
             .await
             .map_err(|e| anyhow::anyhow!("plugin `{name}`: describe() failed: {e}"))?;
-        check_grants(plugin, &info)?;
+        grants::check(plugin, &info)?;
         instance.info = info;
         tracing::info!(
             instance = %name,
@@ -201,7 +197,7 @@ impl Runtime {
         Ok(Arc::new(instance))
     }
 
-    async fn describe(&self, instance: &LoadedInstance) -> Result<PluginInfo, CallFailure> {
+    async fn describe(self: &Arc<Self>, instance: &LoadedInstance) -> Result<PluginInfo, CallFailure> {
         self.run(instance, "load", |store, inst| {
             Box::pin(async move {
                 match &inst.pre {
@@ -230,7 +226,7 @@ impl Runtime {
     }
 
     /// Runs `f` in a fresh store of `instance` under its deadline.
-    async fn run<R, F>(&self, instance: &LoadedInstance, request_id: &str, f: F) -> Result<R, CallFailure>
+    async fn run<R, F>(self: &Arc<Self>, instance: &LoadedInstance, request_id: &str, f: F) -> Result<R, CallFailure>
     where
         F: for<'a> FnOnce(&'a mut Store<PluginState>, &'a LoadedInstance) -> BoxFuture<'a, wasmtime::Result<R>>,
     {
@@ -239,93 +235,13 @@ impl Runtime {
             .clone()
             .try_acquire_owned()
             .map_err(|_| CallFailure::Unavailable("too many plugin calls at once".into()))?;
-        let mut store = instance.new_store(&self.engine, request_id);
+        let mut store = instance.new_store(&self.engine, request_id, self.clone());
         let deadline = instance.deadline() + HOST_GRACE;
         match tokio::time::timeout(deadline, f(&mut store, instance)).await {
             Err(_) => Err(CallFailure::Deadline),
             Ok(Err(e)) => Err(CallFailure::from_wasmtime(e)),
             Ok(Ok(r)) => Ok(r),
         }
-    }
-
-    /// Calls a provider's `handle` export.
-    pub async fn call_handle(&self, instance: &LoadedInstance, request: Request) -> Result<Response, CallFailure> {
-        let id = request.id.clone();
-        let result = self
-            .run(instance, &id, move |store, inst| {
-                Box::pin(async move {
-                    let (pre, index) = provider(inst)?;
-                    let wasm = pre.instance_pre().instantiate_async(&mut *store).await?;
-                    let func = wasm
-                        .get_func(&mut *store, index)
-                        .ok_or_else(|| wasmtime::Error::msg("the `handle` export vanished from its component"))?;
-                    // SAFETY: `describe` type-checked this export of this same component
-                    // against exactly these parameter and result types at load, before the
-                    // version could serve.
-                    let handle = unsafe { TypedFunc::<HandleParams<'_>, HandleResults>::new_unchecked(func) };
-                    let (response,) = handle.call_async(&mut *store, (&request,)).await?;
-                    Ok(response)
-                })
-            })
-            .await?;
-        result.map_err(CallFailure::PluginError)
-    }
-
-    /// Calls a provider's `on-timer` export.
-    pub async fn call_on_timer(&self, instance_name: &str, name: &str, payload: Vec<u8>) -> Result<(), String> {
-        let instance = self.current(instance_name).map_err(|e| e.to_string())?;
-        let id = self.next_request_id();
-        let name = name.to_string();
-        let result = self
-            .run(&instance, &id, move |store, inst| {
-                Box::pin(async move {
-                    let b = provider(inst)?.0.instantiate_async(&mut *store).await?;
-                    b.payhost_gateway_events().call_on_timer(&mut *store, &name, &payload).await
-                })
-            })
-            .await;
-        flatten_result(result)
-    }
-
-    /// Calls a provider's `on-payment-event` export with its store writes held back:
-    /// they are returned for the job worker to commit together with the event's record.
-    pub async fn call_on_payment_event(&self, provider_name: &str, event: PaymentEvent) -> Result<Vec<KvWrite>, String> {
-        let instance = self.current(provider_name).map_err(|e| e.to_string())?;
-        let id = self.next_request_id();
-        let result = self
-            .run(&instance, &id, move |store, inst| {
-                Box::pin(async move {
-                    store.data_mut().kv_buffer = Some(KvBuffer::default());
-                    let b = provider(inst)?.0.instantiate_async(&mut *store).await?;
-                    let accepted = b.payhost_gateway_events().call_on_payment_event(&mut *store, &event).await?;
-                    let writes = store.data_mut().kv_buffer.take().map(KvBuffer::into_writes).unwrap_or_default();
-                    Ok(accepted.map(|()| writes))
-                })
-            })
-            .await;
-        match result {
-            Ok(inner) => inner,
-            Err(failure) => Err(failure.to_string()),
-        }
-    }
-
-    /// Runs `f` against a fresh instance of the payment-system instance `system`.
-    pub async fn call_processor<R, F>(&self, system: &str, request_id: &str, f: F) -> Result<R, CallFailure>
-    where
-        R: Send + 'static,
-        F: for<'a> FnOnce(&'a mut Store<PluginState>, PaymentSystem) -> BoxFuture<'a, wasmtime::Result<R>> + Send + 'static,
-    {
-        let instance = self.current(system)?;
-        self.run(&instance, request_id, move |store, inst| {
-            Box::pin(async move {
-                let Pre::PaymentSystem(pre) = &inst.pre else {
-                    return Err(wasmtime::Error::msg(format!("instance `{}` is not a payment system", inst.name())));
-                };
-                let b = pre.instantiate_async(&mut *store).await?;
-                f(store, b).await
-            })
-        })
-        .await
     }
 
     pub fn current(&self, name: &str) -> Result<Arc<LoadedInstance>, CallFailure> {
@@ -338,60 +254,18 @@ impl Runtime {
 
 /// `handle`'s parameters and results in the provider world: the one definition both the
 /// load-time type check and the unchecked per-request call use.
-type HandleParams<'a> = (&'a Request,);
-type HandleResults = (Result<Response, String>,);
+pub(crate) type HandleParams<'a> = (&'a Request,);
+pub(crate) type HandleResults = (Result<Response, String>,);
 
 /// Where a provider component exports `handle` (found by name; its signature is checked
 /// when `describe` first instantiates the component).
 fn handle_export(component: &component::LoadedComponent) -> Result<ComponentExportIndex> {
-    let interface = format!("{}/plugin@{}", component::WIT_PACKAGE, component.wit_version);
+    let interface = format!("{}/plugin@{}", WIT_PACKAGE, component.wit_version);
     component
         .component
         .get_export_index(None, &interface)
         .and_then(|iface| component.component.get_export_index(Some(&iface), "handle"))
         .with_context(|| format!("the component exports no `handle` function in {interface}"))
-}
-
-/// A provider's pre-instance and its `handle` export.
-fn provider(inst: &LoadedInstance) -> wasmtime::Result<(&ProviderPre<PluginState>, &ComponentExportIndex)> {
-    match &inst.pre {
-        Pre::Provider { pre, handle } => Ok((pre, handle)),
-        Pre::PaymentSystem(_) => Err(wasmtime::Error::msg(format!("instance `{}` is a payment system, not a provider", inst.name()))),
-    }
-}
-
-fn flatten_result(result: Result<Result<(), String>, CallFailure>) -> Result<(), String> {
-    match result {
-        Ok(inner) => inner,
-        Err(failure) => Err(failure.to_string()),
-    }
-}
-
-/// Refuses an instance whose plugin needs a secret, host or setting the config does not grant.
-fn check_grants(plugin: &PluginConfig, info: &PluginInfo) -> Result<()> {
-    let name = &plugin.name;
-    for secret in &info.secrets {
-        if !plugin.secrets.contains_key(secret) {
-            bail!(
-                "plugin `{name}`: the plugin needs secret `{secret}`, which [plugins.secrets] does not grant; \
-                 add `{secret} = {{ env = \"VAR\" }}` (or `file = \"...\"`) to its secrets"
-            );
-        }
-    }
-    for host in &info.hosts {
-        if !plugin.allowed_hosts.iter().any(|h| h.eq_ignore_ascii_case(host)) {
-            bail!("plugin `{name}`: the plugin needs outbound host `{host}`, which allowed_hosts does not grant; add it to allowed_hosts");
-        }
-    }
-    for setting in info.settings.iter().filter(|s| s.required) {
-        if !plugin.settings.contains_key(&setting.name) {
-            bail!(
-                "plugin `{name}`: the plugin needs setting `{}` ({}); add it under [plugins.settings]",
-                setting.name, setting.description
-            );
-        }
-    }
-    Ok(())
 }
 
 fn provider_linker(engine: &Engine) -> Result<Linker<PluginState>> {

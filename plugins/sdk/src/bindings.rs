@@ -12,23 +12,9 @@ wit_bindgen::generate!({
     generate_all,
 });
 
-/// Bindings of the `payment-system` world, for card payment-system plugins.
+/// Bindings of the `payment-system` world, for card payment-system plugins. The
+/// `generate!` call is written by `build.rs`, because its `with` keys carry the WIT
+/// version, which only `wit/worlds.wit` states.
 pub mod payment_system {
-    wit_bindgen::generate!({
-        world: "payment-system",
-        path: "../../wit",
-        pub_export_macro: true,
-        export_macro_name: "export_payment_system",
-        default_bindings_module: "payhost_sdk::bindings::payment_system",
-        with: {
-            "payhost:gateway/types@0.1.0": crate::bindings::payhost::gateway::types,
-            "payhost:gateway/signing@0.1.0": crate::bindings::payhost::gateway::signing,
-            "payhost:gateway/http@0.1.0": crate::bindings::payhost::gateway::http,
-            "payhost:gateway/store@0.1.0": crate::bindings::payhost::gateway::store,
-            "payhost:gateway/clock@0.1.0": crate::bindings::payhost::gateway::clock,
-            "payhost:gateway/log@0.1.0": crate::bindings::payhost::gateway::log,
-            "payhost:gateway/settings@0.1.0": crate::bindings::payhost::gateway::settings,
-            "payhost:gateway/payments@0.1.0": crate::bindings::payhost::gateway::payments,
-        },
-    });
+    include!(concat!(env!("OUT_DIR"), "/payment_system.rs"));
 }

@@ -7,9 +7,12 @@
 
 pub mod bindings;
 pub mod calendar;
+pub mod hex;
 pub mod http;
+pub mod pct;
 pub mod php;
 pub mod query;
+pub mod records;
 
 pub use bindings::exports::payhost::gateway::events::Guest as Events;
 pub use bindings::exports::payhost::gateway::plugin::Guest as Plugin;
@@ -22,7 +25,7 @@ pub use bindings::payment_system::export_payment_system;
 pub use http::{Request, Response};
 
 /// Version of the WIT package these bindings were generated from.
-pub const WIT_VERSION: &str = "0.1.0";
+pub const WIT_VERSION: &str = payhost_wit::VERSION;
 
 /// Logs at info level with structured fields.
 pub fn info(message: &str, fields: &[(&str, &str)]) {

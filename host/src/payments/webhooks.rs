@@ -3,23 +3,23 @@
 //! system gets its answer, so an acknowledged event is never lost. Delivery to the
 //! provider happens in the job worker, retried until the provider accepts it.
 
-use crate::capabilities::bindings::payments::PaymentStatus;
-use crate::capabilities::bindings::payments::Error as PaymentError;
-use crate::capabilities::bindings::types;
-use crate::runtime::failure::CallFailure;
-use crate::runtime::instance::LoadedInstance;
-use crate::runtime::Runtime;
-use crate::storage::NewPaymentEvent;
+use std::sync::Arc;
 
-pub async fn handle(runtime: &Runtime, instance: &LoadedInstance, request: types::Request) -> Result<types::Response, CallFailure> {
-    let system = instance.name().to_string();
+use super::{event, ownership, PaymentSystems};
+use crate::call_failure::CallFailure;
+use crate::services::Services;
+use crate::wit::payments::Error as PaymentError;
+use crate::wit::types;
+
+/// Handles a request to payment-system instance `system`'s mount.
+pub async fn handle(
+    systems: Arc<dyn PaymentSystems>,
+    services: &Services,
+    system: &str,
+    request: types::Request,
+) -> Result<types::Response, CallFailure> {
     let request_id = request.id.clone();
-    let parsed = runtime
-        .call_processor(&system, &request_id, move |store, ps| {
-            Box::pin(async move { ps.payhost_gateway_processor().call_parse_webhook(store, &request).await })
-        })
-        .await?;
-    let webhook = match parsed {
+    let webhook = match systems.parse_webhook(system, request).await? {
         Ok(w) => w,
         Err(PaymentError::BadSignature(why)) => {
             tracing::warn!(system = %system, request = %request_id, reason = %why, "webhook refused: bad signature");
@@ -35,40 +35,26 @@ pub async fn handle(runtime: &Runtime, instance: &LoadedInstance, request: types
             return Ok(json(400, "webhook could not be processed"));
         }
     };
-    let storage = &runtime.services.storage;
-    let now = runtime.services.clock.now_millis();
-    for event in webhook.events {
-        let provider = storage
-            .checkout_provider(&system, &event.reference)
+    let storage = services.storage.as_ref();
+    let now = services.clock.now_millis();
+    for reported in webhook.events {
+        let provider = ownership::owner(storage, system, &reported.reference)
             .await
             .map_err(|e| CallFailure::Unavailable(format!("storage: {e}")))?;
         let Some(provider) = provider else {
             // Not ours (another integration on the same account): acknowledge and log.
-            tracing::warn!(system = %system, request = %request_id, reference = %event.reference, "payment event for an unknown reference; ignored");
+            tracing::warn!(system = %system, request = %request_id, reference = %reported.reference, "payment event for an unknown reference; ignored");
             continue;
         };
-        let status = match event.status {
-            PaymentStatus::Succeeded => "succeeded",
-            PaymentStatus::Failed => "failed",
-            PaymentStatus::Pending => "pending",
-        };
-        let row = NewPaymentEvent {
-            system: system.clone(),
-            reference: event.reference,
-            status: status.into(),
-            amount: event.amount,
-            currency: event.currency,
-            external_id: event.external_id,
-            saved_method: event.saved_method,
-            message: event.message,
-        };
+        let row = event::to_store(system, reported);
+        let status = row.status.as_str();
         let (id, new) = storage
             .event_ingest(&provider, &row, now)
             .await
             .map_err(|e| CallFailure::Unavailable(format!("storage: {e}")))?;
         tracing::info!(system = %system, request = %request_id, provider = %provider, event = id, new, status, "payment event stored");
     }
-    runtime.services.wake_jobs();
+    services.wake_jobs();
     Ok(webhook.response)
 }
 

@@ -54,6 +54,15 @@ impl CallFailure {
         }
     }
 
+    /// The text kept with a failed job for the operator: the plugin's own error as it
+    /// gave it, otherwise what failed and how.
+    pub fn detail(&self) -> String {
+        match self {
+            CallFailure::PluginError(text) => text.clone(),
+            other => other.to_string(),
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             CallFailure::Deadline => "deadline",

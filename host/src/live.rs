@@ -1,0 +1,121 @@
+//! Live operations on a serving host: reload one instance (optionally from another
+//! file), roll it back, reload the whole config, and fire the `start` timer of newly
+//! loaded providers. A bad new version or config never replaces the one serving. The
+//! admin API, the file watcher and SIGHUP all act through here.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{anyhow, Context, Result};
+use serde_json::{json, Value};
+
+use crate::config::Config;
+use crate::runtime::component::WorldKind;
+use crate::runtime::Runtime;
+
+/// Name of the timer the host fires when a provider instance is loaded (at start-up, or
+/// when a config reload adds it), so plugins with background work start it themselves.
+pub const START_TIMER: &str = "start";
+
+pub struct LiveOps {
+    pub runtime: Arc<Runtime>,
+    pub config_path: PathBuf,
+    /// One reload at a time; requests never wait on it.
+    reload_lock: tokio::sync::Mutex<()>,
+}
+
+impl LiveOps {
+    pub fn new(runtime: Arc<Runtime>, config_path: PathBuf) -> Arc<Self> {
+        Arc::new(Self { runtime, config_path, reload_lock: tokio::sync::Mutex::new(()) })
+    }
+
+    /// Loads a new version of one instance (optionally from another file) off the
+    /// request path and swaps it in; on any failure the old version keeps serving.
+    pub async fn reload_instance(&self, name: &str, path: Option<PathBuf>, trigger: &str) -> Result<Value> {
+        let _guard = self.reload_lock.lock().await;
+        let config = self.runtime.config.load_full();
+        let mut plugin = config
+            .plugin(name)
+            .cloned()
+            .ok_or_else(|| anyhow!("no plugin instance `{name}` in the running config"))?;
+        if let Some(path) = path {
+            let base = self.config_path.parent().unwrap_or_else(|| Path::new("."));
+            plugin.component = if path.is_relative() { base.join(path) } else { path };
+        }
+        let slot = self.runtime.registry.slot(name).ok_or_else(|| anyhow!("instance `{name}` is not serving"))?;
+        let started = std::time::Instant::now();
+        let result = self.runtime.load_instance(&plugin, trigger).await;
+        let instance = match result {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::error!(instance = name, trigger, error = %format!("{e:#}"), "reload refused; previous version keeps serving");
+                return Err(e);
+            }
+        };
+        let load_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let summary = json!({
+            "name": name,
+            "component_hash": instance.component.hash,
+            "plugin_version": instance.info.version,
+            "compiled": !instance.component.from_cache,
+            "load_ms": load_ms,
+        });
+        slot.swap(instance);
+        // Keep the running config in step, so `GET /plugins` and later reloads agree.
+        let mut next = (*config).clone();
+        if let Some(p) = next.plugins.iter_mut().find(|p| p.name == name) {
+            *p = plugin;
+        }
+        self.runtime.config.store(Arc::new(next));
+        tracing::info!(instance = name, trigger, load_ms, "plugin swapped");
+        Ok(summary)
+    }
+
+    pub fn rollback_instance(&self, name: &str) -> Result<Value> {
+        let slot = self.runtime.registry.slot(name).ok_or_else(|| anyhow!("no plugin instance `{name}`"))?;
+        let previous = slot.rollback("admin rollback").ok_or_else(|| anyhow!("instance `{name}` has no earlier version to return to"))?;
+        tracing::info!(instance = name, hash = %previous.component.hash, "plugin rolled back");
+        Ok(json!({ "name": name, "component_hash": previous.component.hash, "plugin_version": previous.info.version }))
+    }
+
+    /// Re-reads the config file; applies it whole or not at all. Listener, storage and
+    /// runtime sizing changes need a restart and are reported as such.
+    pub async fn reload_config(&self, trigger: &str) -> Result<Value> {
+        let _guard = self.reload_lock.lock().await;
+        let next = Config::load(&self.config_path)?;
+        let current = self.runtime.config.load_full();
+        let mut needs_restart = Vec::new();
+        if next.listen != current.listen {
+            needs_restart.push("listen");
+        }
+        if next.admin.listen != current.admin.listen {
+            needs_restart.push("admin.listen");
+        }
+        if next.storage.url != current.storage.url {
+            needs_restart.push("storage.url");
+        }
+        if next.runtime.max_concurrent_requests != current.runtime.max_concurrent_requests {
+            needs_restart.push("runtime.max_concurrent_requests");
+        }
+        let prepared = self.runtime.prepare(&next, trigger).await?;
+        let names: Vec<String> = next.plugins.iter().map(|p| p.name.clone()).collect();
+        let added: Vec<String> = names.iter().filter(|n| current.plugin(n).is_none()).cloned().collect();
+        self.runtime.commit(prepared, next);
+        schedule_start_timers(&self.runtime, &added).await?;
+        tracing::info!(trigger, plugins = ?names, "config reloaded");
+        Ok(json!({ "plugins": names, "needs_restart": needs_restart }))
+    }
+}
+
+/// Schedules the `start` timer, due now, of every provider among `names`.
+pub async fn schedule_start_timers(runtime: &Runtime, names: &[String]) -> Result<()> {
+    let now = runtime.services.clock.now_millis();
+    for name in names {
+        let is_provider = runtime.registry.slot(name).is_some_and(|s| s.current().component.world == WorldKind::Provider);
+        if is_provider {
+            runtime.services.storage.timer_upsert(name, START_TIMER, now, &[]).await.context("scheduling the start timer")?;
+        }
+    }
+    runtime.services.wake_jobs();
+    Ok(())
+}

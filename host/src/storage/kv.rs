@@ -1,0 +1,26 @@
+//! Plugin key-value stores, one namespace per instance.
+
+use async_trait::async_trait;
+
+use super::StorageResult;
+
+/// A provider's key-value change made while it handled a payment event; applied in the
+/// same transaction that marks the event done, so a crash never leaves an event handled
+/// but not marked (or marked but not handled).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KvWrite {
+    /// The key must still hold this value (`None`: be absent) at commit time.
+    Expect { key: String, value: Option<Vec<u8>> },
+    Put { key: String, value: Vec<u8> },
+    Delete { key: String },
+}
+
+#[async_trait]
+pub trait KeyValueStore: Send + Sync {
+    async fn kv_get(&self, ns: &str, key: &str) -> StorageResult<Option<Vec<u8>>>;
+    async fn kv_set(&self, ns: &str, key: &str, value: &[u8]) -> StorageResult<()>;
+    async fn kv_delete(&self, ns: &str, key: &str) -> StorageResult<bool>;
+    /// Writes only when the current value equals `expected` (`None`: absent).
+    async fn kv_cas(&self, ns: &str, key: &str, expected: Option<&[u8]>, new: &[u8]) -> StorageResult<bool>;
+    async fn kv_list(&self, ns: &str, prefix: &str, start_after: Option<&str>, limit: u32) -> StorageResult<Vec<String>>;
+}

@@ -1,0 +1,188 @@
+//! PostgreSQL: accounts and postings, with the touched accounts locked in id order and
+//! lost races retried.
+
+use async_trait::async_trait;
+use tokio_postgres::Row;
+
+use super::*;
+use crate::storage::LedgerStore;
+
+fn account_row(row: &Row) -> Res<AccountRow> {
+    Ok(AccountRow {
+        id: get(row, "id")?,
+        currency: get(row, "currency")?,
+        balance: get(row, "balance")?,
+        overdraft: get(row, "overdraft")?,
+        created_at: get(row, "created_at")?,
+    })
+}
+
+fn entry_row(row: &Row) -> Res<EntryRow> {
+    let kind: String = get(row, "kind")?;
+    Ok(EntryRow {
+        transaction_id: get(row, "transaction_id")?,
+        account: get(row, "account")?,
+        kind: EntryKind::parse(&kind).ok_or_else(|| Failure::Data(format!("unknown entry kind {kind}")))?,
+        delta: get(row, "delta")?,
+        currency: get(row, "currency")?,
+        balance_after: get(row, "balance_after")?,
+        reference: get(row, "reference")?,
+        at: get(row, "at")?,
+    })
+}
+
+async fn entries_of<C: GenericClient>(client: &C, transaction_id: &str) -> Res<Vec<EntryRow>> {
+    let found = client
+        .query("SELECT * FROM ledger_entries WHERE transaction_id = $1 ORDER BY line_no", &[&transaction_id])
+        .await?;
+    rows(found, entry_row)
+}
+
+async fn post_once(client: &mut Object, posting: &Posting) -> Res<Result<Vec<EntryRow>, PostingRefusal>> {
+    if let Some(target) = &posting.reverses {
+        // Transactions never change once written, so this check needs no lock; the
+        // unique `reverses` column settles two concurrent reversals below.
+        let found = client.query_opt("SELECT reverses FROM ledger_transactions WHERE id = $1", &[target]).await?;
+        match found.map(|r| r.try_get::<_, Option<String>>(0)).transpose()? {
+            None => return Ok(Err(PostingRefusal::NotReversible(format!("transaction {target} is unknown")))),
+            Some(Some(_)) => {
+                return Ok(Err(PostingRefusal::NotReversible(format!("transaction {target} is itself a reversal"))))
+            }
+            Some(None) => {}
+        }
+    }
+
+    let tx = client.transaction().await?;
+    let transaction_id = new_id("tx");
+    // Claims the key first: a concurrent posting with the same key waits here until
+    // this one commits (then sees it) or rolls back (then takes the key itself).
+    let insert = tx
+        .prepare_cached(
+            "INSERT INTO ledger_transactions (id, idempotency_key, request_hash, currency, reverses, at)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING id",
+        )
+        .await?;
+    let claimed = tx
+        .query_opt(
+            &insert,
+            &[&transaction_id, &posting.idempotency_key, &posting.request_hash, &posting.currency, &posting.reverses, &posting.at],
+        )
+        .await?;
+    if claimed.is_none() {
+        let earlier = tx
+            .query_opt("SELECT id, request_hash FROM ledger_transactions WHERE idempotency_key = $1", &[&posting.idempotency_key])
+            .await?;
+        let outcome = match earlier {
+            Some(row) => {
+                let (id, hash): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+                if hash != posting.request_hash {
+                    Err(PostingRefusal::IdempotencyConflict(posting.idempotency_key.clone()))
+                } else {
+                    Ok(entries_of(&tx, &id).await?)
+                }
+            }
+            // The key is free, so the conflict was on `reverses`.
+            None => Err(PostingRefusal::NotReversible(format!(
+                "transaction {} was already reversed",
+                posting.reverses.as_deref().unwrap_or_default()
+            ))),
+        };
+        tx.rollback().await?;
+        return Ok(outcome);
+    }
+
+    let ids = touched_accounts(posting);
+    let lock = tx.prepare_cached("SELECT * FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE").await?;
+    let mut accounts = HashMap::new();
+    for row in tx.query(&lock, &[&ids]).await? {
+        let account = account_row(&row)?;
+        accounts.insert(account.id.clone(), account);
+    }
+    let plan = match plan(posting, &transaction_id, &accounts) {
+        Ok(plan) => plan,
+        Err(refusal) => {
+            // Releases the idempotency key: a refused call may be retried with it.
+            tx.rollback().await?;
+            return Ok(Err(refusal));
+        }
+    };
+
+    let insert = tx
+        .prepare_cached(
+            "INSERT INTO ledger_entries (transaction_id, line_no, account, kind, delta, currency, balance_after, reference, at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .await?;
+    for (line_no, e) in plan.entries.iter().enumerate() {
+        let line_no = line_no as i32;
+        tx.execute(
+            &insert,
+            &[&e.transaction_id, &line_no, &e.account, &e.kind.as_str(), &e.delta, &e.currency, &e.balance_after, &e.reference, &e.at],
+        )
+        .await?;
+    }
+    let update = tx.prepare_cached("UPDATE accounts SET balance = $2 WHERE id = $1").await?;
+    for (id, balance) in &plan.balances {
+        tx.execute(&update, &[id, balance]).await?;
+    }
+    tx.commit().await?;
+    Ok(Ok(plan.entries))
+}
+
+#[async_trait]
+impl LedgerStore for PostgresStorage {
+    async fn open_account(&self, id: &str, currency: &str, overdraft: Minor, at: i64) -> StorageResult<AccountRow> {
+        let client = self.client().await?;
+        let run = async {
+            let stmt = client
+                .prepare_cached(
+                    "INSERT INTO accounts (id, currency, balance, overdraft, created_at) VALUES ($1, $2, 0, $3, $4) ON CONFLICT (id) DO NOTHING",
+                )
+                .await?;
+            client.execute(&stmt, &[&id, &currency, &overdraft, &at]).await?;
+            let row = client.query_one("SELECT * FROM accounts WHERE id = $1", &[&id]).await?;
+            account_row(&row)
+        };
+        Ok(run.await?)
+    }
+
+    async fn get_account(&self, id: &str) -> StorageResult<Option<AccountRow>> {
+        let client = self.client().await?;
+        let run = async {
+            let stmt = client.prepare_cached("SELECT * FROM accounts WHERE id = $1").await?;
+            client.query_opt(&stmt, &[&id]).await?.as_ref().map(account_row).transpose()
+        };
+        Ok(run.await?)
+    }
+
+    async fn set_overdraft(&self, id: &str, overdraft: Minor) -> StorageResult<bool> {
+        let client = self.client().await?;
+        let run = async { Res::Ok(client.execute("UPDATE accounts SET overdraft = $2 WHERE id = $1", &[&id, &overdraft]).await? > 0) };
+        Ok(run.await?)
+    }
+
+    async fn post(&self, posting: &Posting) -> StorageResult<Result<Vec<EntryRow>, PostingRefusal>> {
+        let mut client = self.client().await?;
+        let mut attempt = 1;
+        loop {
+            match post_once(&mut client, posting).await {
+                Err(failure) if failure.is_lost_race() && attempt < POST_ATTEMPTS => attempt += 1,
+                other => return Ok(other?),
+            }
+        }
+    }
+
+    async fn transaction_entries(&self, transaction_id: &str) -> StorageResult<Vec<EntryRow>> {
+        let client = self.client().await?;
+        Ok(entries_of(&client, transaction_id).await?)
+    }
+
+    async fn history(&self, account: &str, limit: u32) -> StorageResult<Vec<EntryRow>> {
+        let client = self.client().await?;
+        let run = async {
+            let stmt = client.prepare_cached("SELECT * FROM ledger_entries WHERE account = $1 ORDER BY seq DESC LIMIT $2").await?;
+            rows(client.query(&stmt, &[&account, &i64::from(limit)]).await?, entry_row)
+        };
+        Ok(run.await?)
+    }
+}

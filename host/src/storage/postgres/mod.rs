@@ -1,0 +1,272 @@
+//! The shared backend: several hosts on one PostgreSQL database. Money postings lock
+//! the touched account rows (`FOR UPDATE`, in id order, so concurrent postings cannot
+//! deadlock) and claim their idempotency key with an insert that waits for any
+//! concurrent holder; job claims use `FOR UPDATE SKIP LOCKED`, so two hosts polling at
+//! once take disjoint rows. Migrations run under a per-schema advisory lock, so hosts
+//! starting together do not race on `CREATE TABLE`.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{NoTls, Row};
+
+mod events;
+mod jobs;
+mod kv;
+mod ledger;
+
+use super::posting::{plan, touched_accounts};
+use super::{
+    new_id, AccountRow, DeliveryRequest, DeliveryRow, EntryKind, EntryRow, JobState, KvWrite, Lease, Minor, NewPaymentEvent,
+    PaymentEventRow, PaymentStatus, Posting, PostingRefusal, Storage, StorageError, StorageResult, TimerRow,
+};
+
+/// Connections per host; postings hold one for a few round trips only.
+const POOL_SIZE: usize = 16;
+/// A posting that lost a serialisation or deadlock race is run again this many times.
+const POST_ATTEMPTS: usize = 8;
+
+/// Schema versions, applied in order; `payhost_schema_version` records how many ran.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE kv (
+    ns TEXT NOT NULL,
+    key TEXT COLLATE "C" NOT NULL,
+    value BYTEA NOT NULL,
+    PRIMARY KEY (ns, key)
+);
+
+CREATE TABLE accounts (
+    id TEXT PRIMARY KEY,
+    currency TEXT NOT NULL,
+    balance BIGINT NOT NULL,
+    overdraft BIGINT NOT NULL DEFAULT 0 CHECK (overdraft >= 0),
+    created_at BIGINT NOT NULL
+);
+
+CREATE TABLE ledger_transactions (
+    id TEXT PRIMARY KEY,
+    idempotency_key TEXT NOT NULL UNIQUE,
+    request_hash TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    reverses TEXT UNIQUE REFERENCES ledger_transactions (id),
+    at BIGINT NOT NULL
+);
+
+CREATE TABLE ledger_entries (
+    seq BIGSERIAL PRIMARY KEY,
+    transaction_id TEXT NOT NULL REFERENCES ledger_transactions (id),
+    line_no INT NOT NULL,
+    account TEXT NOT NULL REFERENCES accounts (id),
+    kind TEXT NOT NULL,
+    delta BIGINT NOT NULL,
+    currency TEXT NOT NULL,
+    balance_after BIGINT NOT NULL,
+    reference TEXT NOT NULL,
+    at BIGINT NOT NULL,
+    UNIQUE (transaction_id, line_no)
+);
+CREATE INDEX ledger_entries_by_account ON ledger_entries (account, seq);
+
+CREATE SEQUENCE payhost_timer_ids;
+CREATE TABLE timers (
+    id BIGINT PRIMARY KEY DEFAULT nextval('payhost_timer_ids'),
+    instance TEXT NOT NULL,
+    name TEXT NOT NULL,
+    due_at BIGINT NOT NULL,
+    payload BYTEA NOT NULL,
+    attempts BIGINT NOT NULL DEFAULT 0,
+    last_error TEXT,
+    lease_owner TEXT,
+    lease_until BIGINT,
+    UNIQUE (instance, name)
+);
+CREATE INDEX timers_due ON timers (due_at);
+
+CREATE TABLE deliveries (
+    id TEXT PRIMARY KEY,
+    instance TEXT NOT NULL,
+    key TEXT NOT NULL,
+    method TEXT NOT NULL,
+    url TEXT NOT NULL,
+    headers TEXT NOT NULL,
+    body BYTEA NOT NULL,
+    max_attempts BIGINT NOT NULL,
+    state TEXT NOT NULL,
+    attempts BIGINT NOT NULL DEFAULT 0,
+    next_at BIGINT NOT NULL,
+    last_error TEXT,
+    last_status BIGINT,
+    created_at BIGINT NOT NULL,
+    lease_owner TEXT,
+    lease_until BIGINT,
+    UNIQUE (instance, key)
+);
+CREATE INDEX deliveries_due ON deliveries (state, next_at);
+CREATE INDEX deliveries_by_instance ON deliveries (instance, created_at);
+
+CREATE TABLE checkouts (
+    system TEXT NOT NULL,
+    reference TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (system, reference)
+);
+
+CREATE TABLE payment_events (
+    id BIGSERIAL PRIMARY KEY,
+    provider TEXT NOT NULL,
+    system TEXT NOT NULL,
+    reference TEXT NOT NULL,
+    status TEXT NOT NULL,
+    amount TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    saved_method TEXT,
+    message TEXT,
+    state TEXT NOT NULL,
+    attempts BIGINT NOT NULL DEFAULT 0,
+    next_at BIGINT NOT NULL,
+    last_error TEXT,
+    created_at BIGINT NOT NULL,
+    lease_owner TEXT,
+    lease_until BIGINT,
+    UNIQUE (system, external_id, status)
+);
+CREATE INDEX payment_events_due ON payment_events (state, next_at);
+CREATE INDEX payment_events_by_provider ON payment_events (provider, id);
+"#];
+
+pub struct PostgresStorage {
+    pool: Pool,
+}
+
+/// Why a statement failed: the database said so (kept whole so a posting can tell a
+/// lost race from a real error), or a row held something this host cannot read.
+#[derive(Debug)]
+enum Failure {
+    Pg(tokio_postgres::Error),
+    Data(String),
+}
+
+impl From<tokio_postgres::Error> for Failure {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Failure::Pg(e)
+    }
+}
+
+impl From<Failure> for StorageError {
+    /// Sorts by SQLSTATE class: 40 (transaction rollback) and 55P03 are conflicts, 23
+    /// constraint violations, 22 bad input data, 08/53/57 and errors without a state
+    /// (the connection broke) an outage.
+    fn from(f: Failure) -> Self {
+        let what = "PostgreSQL".to_string();
+        let e = match f {
+            Failure::Data(detail) => return StorageError::Corrupt { what, detail },
+            Failure::Pg(e) => e,
+        };
+        let Some(code) = e.code().map(|c| c.code().to_string()) else {
+            return StorageError::Unavailable { what, source: e.into() };
+        };
+        match &code[..2] {
+            "40" => StorageError::Conflict { what, source: e.into() },
+            _ if code == SqlState::LOCK_NOT_AVAILABLE.code() => StorageError::Conflict { what, source: e.into() },
+            "23" => StorageError::Constraint { what, source: e.into() },
+            "22" => StorageError::InvalidInput { what, source: e.into() },
+            "08" | "53" | "57" => StorageError::Unavailable { what, source: e.into() },
+            _ => StorageError::Failed { what, source: e.into() },
+        }
+    }
+}
+
+impl Failure {
+    fn is_lost_race(&self) -> bool {
+        matches!(self, Failure::Pg(e) if e.code() == Some(&SqlState::T_R_SERIALIZATION_FAILURE)
+            || e.code() == Some(&SqlState::T_R_DEADLOCK_DETECTED))
+    }
+}
+
+type Res<T> = Result<T, Failure>;
+
+impl PostgresStorage {
+    /// Connects to a `postgres://` URL (libpq-style parameters such as `options` and
+    /// `connect_timeout` are honoured). Plain TCP or Unix sockets only: no TLS. Call
+    /// `migrate` before use.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let mut config: tokio_postgres::Config =
+            url.parse().map_err(|e| anyhow::anyhow!("PostgreSQL URL is not valid: {e}"))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        config.application_name("payhost");
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .build()
+            .map_err(|e| anyhow::anyhow!("PostgreSQL pool: {e}"))?;
+        // Fail at start-up, with the reason, rather than at the first request.
+        drop(pool.get().await.map_err(|e| anyhow::anyhow!("connecting to PostgreSQL: {e}"))?);
+        Ok(Self { pool })
+    }
+
+    async fn client(&self) -> StorageResult<Object> {
+        self.pool.get().await.map_err(|e| StorageError::Unavailable { what: "PostgreSQL connection pool".into(), source: e.into() })
+    }
+}
+
+fn get<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, name: &str) -> Res<T> {
+    Ok(row.try_get(name)?)
+}
+
+fn u32_col(row: &Row, name: &str) -> Res<u32> {
+    let value: i64 = get(row, name)?;
+    u32::try_from(value).map_err(|_| Failure::Data(format!("column {name} out of range: {value}")))
+}
+
+fn state_col(row: &Row) -> Res<JobState> {
+    let text: String = get(row, "state")?;
+    JobState::parse(&text).ok_or_else(|| Failure::Data(format!("unknown job state {text}")))
+}
+
+fn rows<T>(rows: Vec<Row>, map: fn(&Row) -> Res<T>) -> Res<Vec<T>> {
+    rows.iter().map(map).collect()
+}
+
+/// Leases due rows of `table` with `FOR UPDATE SKIP LOCKED`, so concurrent claimers
+/// (other hosts) skip rows being claimed instead of waiting for or doubling them.
+async fn claim(client: &Object, table: &str, due: &str, extra: &str, now: i64, lease: &Lease, limit: u32) -> Res<Vec<Row>> {
+    let sql = format!(
+        "UPDATE {table} SET lease_owner = $1, lease_until = $2 WHERE id IN (
+            SELECT id FROM {table} WHERE {due} <= $3 {extra} AND (lease_until IS NULL OR lease_until <= $3)
+            ORDER BY {due}, id LIMIT $4 FOR UPDATE SKIP LOCKED)
+         RETURNING *"
+    );
+    let stmt = client.prepare_cached(&sql).await?;
+    Ok(client.query(&stmt, &[&lease.owner, &lease.until, &now, &i64::from(limit)]).await?)
+}
+
+#[async_trait]
+impl Storage for PostgresStorage {
+    async fn migrate(&self) -> StorageResult<()> {
+        let mut client = self.client().await?;
+        let run = async {
+            let tx = client.transaction().await?;
+            tx.execute("SELECT pg_advisory_xact_lock(hashtext('payhost-migrate:' || current_schema()))", &[]).await?;
+            tx.batch_execute("CREATE TABLE IF NOT EXISTS payhost_schema_version (version INT NOT NULL)").await?;
+            let applied: i32 = tx.query_one("SELECT coalesce(max(version), 0) FROM payhost_schema_version", &[]).await?.try_get(0)?;
+            for (version, sql) in MIGRATIONS.iter().enumerate().skip(applied.max(0) as usize) {
+                tx.batch_execute(sql).await?;
+                tx.execute("INSERT INTO payhost_schema_version (version) VALUES ($1)", &[&(version as i32 + 1)]).await?;
+            }
+            tx.commit().await?;
+            Res::Ok(())
+        };
+        Ok(run.await?)
+    }
+
+    fn backend_name(&self) -> &'static str {
+        "postgres"
+    }
+}

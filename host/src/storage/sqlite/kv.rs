@@ -1,0 +1,66 @@
+//! SQLite: plugin key-value stores.
+
+use async_trait::async_trait;
+use rusqlite::{params, OptionalExtension};
+
+use super::*;
+use crate::storage::KeyValueStore;
+
+#[async_trait]
+impl KeyValueStore for SqliteStorage {
+    async fn kv_get(&self, ns: &str, key: &str) -> StorageResult<Option<Vec<u8>>> {
+        let (ns, key) = (ns.to_string(), key.to_string());
+        self.run(move |c| {
+            c.prepare_cached("SELECT value FROM kv WHERE ns = ?1 AND key = ?2")?
+                .query_row([&ns, &key], |r| r.get(0))
+                .optional()
+        })
+        .await
+    }
+
+    async fn kv_set(&self, ns: &str, key: &str, value: &[u8]) -> StorageResult<()> {
+        let (ns, key, value) = (ns.to_string(), key.to_string(), value.to_vec());
+        self.run(move |c| {
+            c.prepare_cached("INSERT INTO kv (ns, key, value) VALUES (?1, ?2, ?3) ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value")?
+                .execute(params![ns, key, value])
+                .map(|_| ())
+        })
+        .await
+    }
+
+    async fn kv_delete(&self, ns: &str, key: &str) -> StorageResult<bool> {
+        let (ns, key) = (ns.to_string(), key.to_string());
+        self.run(move |c| Ok(c.prepare_cached("DELETE FROM kv WHERE ns = ?1 AND key = ?2")?.execute([&ns, &key])? > 0))
+            .await
+    }
+
+    async fn kv_cas(&self, ns: &str, key: &str, expected: Option<&[u8]>, new: &[u8]) -> StorageResult<bool> {
+        let (ns, key, expected, new) = (ns.to_string(), key.to_string(), expected.map(<[u8]>::to_vec), new.to_vec());
+        self.run(move |c| {
+            let written = match expected {
+                None => c
+                    .prepare_cached("INSERT INTO kv (ns, key, value) VALUES (?1, ?2, ?3) ON CONFLICT (ns, key) DO NOTHING")?
+                    .execute(params![ns, key, new])?,
+                Some(old) => c
+                    .prepare_cached("UPDATE kv SET value = ?3 WHERE ns = ?1 AND key = ?2 AND value = ?4")?
+                    .execute(params![ns, key, new, old])?,
+            };
+            Ok(written > 0)
+        })
+        .await
+    }
+
+    async fn kv_list(&self, ns: &str, prefix: &str, start_after: Option<&str>, limit: u32) -> StorageResult<Vec<String>> {
+        let (ns, prefix, start_after) = (ns.to_string(), prefix.to_string(), start_after.map(str::to_string));
+        self.run(move |c| {
+            // BINARY collation compares UTF-8 bytes, which is the byte order the WIT promises.
+            let mut stmt = c.prepare_cached(
+                "SELECT key FROM kv WHERE ns = ?1 AND key >= ?2 AND substr(key, 1, length(?2)) = ?2
+                 AND (?3 IS NULL OR key > ?3) ORDER BY key LIMIT ?4",
+            )?;
+            let rows = stmt.query_map(params![ns, prefix, start_after, limit], |r| r.get(0))?;
+            rows.collect()
+        })
+        .await
+    }
+}

@@ -1,0 +1,174 @@
+//! SQLite: accounts and postings. A posting runs in one `BEGIN IMMEDIATE` transaction,
+//! so concurrent postings from several processes serialise on the write lock.
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::*;
+use crate::storage::LedgerStore;
+
+fn account_row(row: &Row<'_>) -> rusqlite::Result<AccountRow> {
+    Ok(AccountRow {
+        id: row.get("id")?,
+        currency: row.get("currency")?,
+        balance: row.get("balance")?,
+        overdraft: row.get("overdraft")?,
+        created_at: row.get("created_at")?,
+    })
+}
+
+fn entry_row(row: &Row<'_>) -> rusqlite::Result<EntryRow> {
+    let kind: String = row.get("kind")?;
+    Ok(EntryRow {
+        transaction_id: row.get("transaction_id")?,
+        account: row.get("account")?,
+        kind: EntryKind::parse(&kind).ok_or_else(|| conversion(format!("unknown entry kind {kind}")))?,
+        delta: row.get("delta")?,
+        currency: row.get("currency")?,
+        balance_after: row.get("balance_after")?,
+        reference: row.get("reference")?,
+        at: row.get("at")?,
+    })
+}
+
+fn entries_of(conn: &Connection, transaction_id: &str) -> rusqlite::Result<Vec<EntryRow>> {
+    let mut stmt = conn.prepare_cached("SELECT * FROM ledger_entries WHERE transaction_id = ?1 ORDER BY line_no")?;
+    let rows = stmt.query_map([transaction_id], entry_row)?;
+    rows.collect()
+}
+
+fn post(conn: &mut Connection, posting: &Posting) -> rusqlite::Result<Result<Vec<EntryRow>, PostingRefusal>> {
+    let tx = immediate(conn)?;
+    let earlier: Option<(String, String)> = tx
+        .prepare_cached("SELECT id, request_hash FROM ledger_transactions WHERE idempotency_key = ?1")?
+        .query_row([&posting.idempotency_key], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    if let Some((id, hash)) = earlier {
+        if hash != posting.request_hash {
+            return Ok(Err(PostingRefusal::IdempotencyConflict(posting.idempotency_key.clone())));
+        }
+        return Ok(Ok(entries_of(&tx, &id)?));
+    }
+    if let Some(target) = &posting.reverses {
+        let target_reverses: Option<Option<String>> = tx
+            .prepare_cached("SELECT reverses FROM ledger_transactions WHERE id = ?1")?
+            .query_row([target], |r| r.get(0))
+            .optional()?;
+        match target_reverses {
+            None => return Ok(Err(PostingRefusal::NotReversible(format!("transaction {target} is unknown")))),
+            Some(Some(_)) => {
+                return Ok(Err(PostingRefusal::NotReversible(format!("transaction {target} is itself a reversal"))))
+            }
+            Some(None) => {}
+        }
+        let already: Option<String> = tx
+            .prepare_cached("SELECT id FROM ledger_transactions WHERE reverses = ?1")?
+            .query_row([target], |r| r.get(0))
+            .optional()?;
+        if let Some(by) = already {
+            return Ok(Err(PostingRefusal::NotReversible(format!("transaction {target} was already reversed by {by}"))));
+        }
+    }
+
+    let mut accounts = HashMap::new();
+    {
+        let mut stmt = tx.prepare_cached("SELECT * FROM accounts WHERE id = ?1")?;
+        for id in touched_accounts(posting) {
+            if let Some(row) = stmt.query_row([&id], account_row).optional()? {
+                accounts.insert(id, row);
+            }
+        }
+    }
+    let transaction_id = new_id("tx");
+    let plan = match plan(posting, &transaction_id, &accounts) {
+        Ok(plan) => plan,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+
+    tx.prepare_cached(
+        "INSERT INTO ledger_transactions (id, idempotency_key, request_hash, currency, reverses, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        transaction_id,
+        posting.idempotency_key,
+        posting.request_hash,
+        posting.currency,
+        posting.reverses,
+        posting.at
+    ])?;
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO ledger_entries (transaction_id, line_no, account, kind, delta, currency, balance_after, reference, at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?;
+        for (line_no, e) in plan.entries.iter().enumerate() {
+            insert.execute(params![
+                e.transaction_id,
+                line_no as i64,
+                e.account,
+                e.kind.as_str(),
+                e.delta,
+                e.currency,
+                e.balance_after,
+                e.reference,
+                e.at
+            ])?;
+        }
+        let mut update = tx.prepare_cached("UPDATE accounts SET balance = ?2 WHERE id = ?1")?;
+        for (id, balance) in &plan.balances {
+            update.execute(params![id, balance])?;
+        }
+    }
+    tx.commit()?;
+    Ok(Ok(plan.entries))
+}
+
+#[async_trait]
+impl LedgerStore for SqliteStorage {
+    async fn open_account(&self, id: &str, currency: &str, overdraft: Minor, at: i64) -> StorageResult<AccountRow> {
+        let (id, currency) = (id.to_string(), currency.to_string());
+        self.run(move |c| {
+            let tx = immediate(c)?;
+            tx.prepare_cached(
+                "INSERT INTO accounts (id, currency, balance, overdraft, created_at) VALUES (?1, ?2, 0, ?3, ?4) ON CONFLICT (id) DO NOTHING",
+            )?
+            .execute(params![id, currency, overdraft, at])?;
+            let row = tx.prepare_cached("SELECT * FROM accounts WHERE id = ?1")?.query_row([&id], account_row)?;
+            tx.commit()?;
+            Ok(row)
+        })
+        .await
+    }
+
+    async fn get_account(&self, id: &str) -> StorageResult<Option<AccountRow>> {
+        let id = id.to_string();
+        self.run(move |c| c.prepare_cached("SELECT * FROM accounts WHERE id = ?1")?.query_row([&id], account_row).optional())
+            .await
+    }
+
+    async fn set_overdraft(&self, id: &str, overdraft: Minor) -> StorageResult<bool> {
+        let id = id.to_string();
+        self.run(move |c| Ok(c.prepare_cached("UPDATE accounts SET overdraft = ?2 WHERE id = ?1")?.execute(params![id, overdraft])? > 0))
+            .await
+    }
+
+    async fn post(&self, posting: &Posting) -> StorageResult<Result<Vec<EntryRow>, PostingRefusal>> {
+        let posting = posting.clone();
+        self.run(move |c| post(c, &posting)).await
+    }
+
+    async fn transaction_entries(&self, transaction_id: &str) -> StorageResult<Vec<EntryRow>> {
+        let id = transaction_id.to_string();
+        self.run(move |c| entries_of(c, &id)).await
+    }
+
+    async fn history(&self, account: &str, limit: u32) -> StorageResult<Vec<EntryRow>> {
+        let account = account.to_string();
+        self.run(move |c| {
+            let mut stmt = c.prepare_cached("SELECT * FROM ledger_entries WHERE account = ?1 ORDER BY seq DESC LIMIT ?2")?;
+            let rows = stmt.query_map(params![account, limit], entry_row)?;
+            rows.collect()
+        })
+        .await
+    }
+}

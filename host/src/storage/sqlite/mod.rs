@@ -1,0 +1,274 @@
+//! The embedded default backend: one SQLite file in WAL mode with `synchronous=FULL`, so
+//! a money posting that returned is on disk. Each handle has one connection behind an
+//! async mutex, used from `spawn_blocking`; writes take `BEGIN IMMEDIATE`, so several
+//! handles on one file (several host processes) still serialise their read-check-write
+//! steps through SQLite's write lock.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::types::Value;
+use rusqlite::{params, Connection, Row, TransactionBehavior};
+
+mod events;
+mod jobs;
+mod kv;
+mod ledger;
+
+use super::posting::{plan, touched_accounts};
+use super::{
+    new_id, AccountRow, DeliveryRequest, DeliveryRow, EntryKind, EntryRow, JobState, KvWrite, Lease, Minor, NewPaymentEvent,
+    PaymentEventRow, PaymentStatus, Posting, PostingRefusal, Storage, StorageError, StorageResult, TimerRow,
+};
+
+/// How long a writer waits for another process holding the file's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Schema versions, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE kv (
+    ns TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (ns, key)
+) WITHOUT ROWID;
+
+CREATE TABLE accounts (
+    id TEXT PRIMARY KEY,
+    currency TEXT NOT NULL,
+    balance INTEGER NOT NULL,
+    overdraft INTEGER NOT NULL DEFAULT 0 CHECK (overdraft >= 0),
+    created_at INTEGER NOT NULL
+);
+
+CREATE TABLE ledger_transactions (
+    id TEXT PRIMARY KEY,
+    idempotency_key TEXT NOT NULL UNIQUE,
+    request_hash TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    reverses TEXT UNIQUE REFERENCES ledger_transactions (id),
+    at INTEGER NOT NULL
+);
+
+CREATE TABLE ledger_entries (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    transaction_id TEXT NOT NULL REFERENCES ledger_transactions (id),
+    line_no INTEGER NOT NULL,
+    account TEXT NOT NULL REFERENCES accounts (id),
+    kind TEXT NOT NULL,
+    delta INTEGER NOT NULL,
+    currency TEXT NOT NULL,
+    balance_after INTEGER NOT NULL,
+    reference TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    UNIQUE (transaction_id, line_no)
+);
+CREATE INDEX ledger_entries_by_account ON ledger_entries (account, seq);
+
+CREATE TABLE timers (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    instance TEXT NOT NULL,
+    name TEXT NOT NULL,
+    due_at INTEGER NOT NULL,
+    payload BLOB NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    lease_owner TEXT,
+    lease_until INTEGER,
+    UNIQUE (instance, name)
+);
+CREATE INDEX timers_due ON timers (due_at);
+
+CREATE TABLE deliveries (
+    id TEXT PRIMARY KEY,
+    instance TEXT NOT NULL,
+    key TEXT NOT NULL,
+    method TEXT NOT NULL,
+    url TEXT NOT NULL,
+    headers TEXT NOT NULL,
+    body BLOB NOT NULL,
+    max_attempts INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at INTEGER NOT NULL,
+    last_error TEXT,
+    last_status INTEGER,
+    created_at INTEGER NOT NULL,
+    lease_owner TEXT,
+    lease_until INTEGER,
+    UNIQUE (instance, key)
+);
+CREATE INDEX deliveries_due ON deliveries (state, next_at);
+CREATE INDEX deliveries_by_instance ON deliveries (instance, created_at);
+
+CREATE TABLE checkouts (
+    system TEXT NOT NULL,
+    reference TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (system, reference)
+);
+
+CREATE TABLE payment_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    provider TEXT NOT NULL,
+    system TEXT NOT NULL,
+    reference TEXT NOT NULL,
+    status TEXT NOT NULL,
+    amount TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    saved_method TEXT,
+    message TEXT,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at INTEGER NOT NULL,
+    last_error TEXT,
+    created_at INTEGER NOT NULL,
+    lease_owner TEXT,
+    lease_until INTEGER,
+    UNIQUE (system, external_id, status)
+);
+CREATE INDEX payment_events_due ON payment_events (state, next_at);
+CREATE INDEX payment_events_by_provider ON payment_events (provider, id);
+"#];
+
+pub struct SqliteStorage {
+    conn: Arc<tokio::sync::Mutex<Connection>>,
+}
+
+impl SqliteStorage {
+    /// Opens (creating if needed) the database file. Call `migrate` before use.
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        let conn = Connection::open(path).map_err(|e| anyhow::anyhow!("opening SQLite database {}: {e}", path.display()))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // Switching to WAL needs the file to itself, and SQLite answers "busy" at once
+        // (without its busy handler) while another process is opening the same file:
+        // wait and try again, as the busy timeout would.
+        let started = std::time::Instant::now();
+        let mode = loop {
+            match conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0)) {
+                Err(e) if is_busy(&e) && started.elapsed() < BUSY_TIMEOUT => std::thread::sleep(Duration::from_millis(10)),
+                other => break other.map_err(|e| anyhow::anyhow!("setting WAL mode on {}: {e}", path.display()))?,
+            }
+        };
+        anyhow::ensure!(mode.eq_ignore_ascii_case("wal"), "SQLite database {} refused WAL mode (got {mode})", path.display());
+        Self::configure(conn)
+    }
+
+    /// A private database that lives as long as this handle: tests only.
+    pub fn open_in_memory() -> anyhow::Result<Self> {
+        Self::configure(Connection::open_in_memory()?)
+    }
+
+    fn configure(conn: Connection) -> anyhow::Result<Self> {
+        // FULL: a commit syncs the WAL, so an acknowledged money movement survives power loss.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(Self { conn: Arc::new(tokio::sync::Mutex::new(conn)) })
+    }
+
+    /// Runs `f` on the connection off the async threads. The async lock queues callers
+    /// without holding a blocking thread each.
+    async fn run<T, F>(&self, f: F) -> StorageResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let mut conn = self.conn.clone().lock_owned().await;
+        tokio::task::spawn_blocking(move || f(&mut conn))
+            .await
+            .map_err(|e| StorageError::Failed { what: "SQLite worker thread".into(), source: e.into() })?
+            .map_err(backend)
+    }
+}
+
+/// Sorts a SQLite error by what it means for the caller.
+fn backend(e: rusqlite::Error) -> StorageError {
+    use rusqlite::ErrorCode as C;
+    let what = "SQLite".to_string();
+    match &e {
+        rusqlite::Error::FromSqlConversionFailure(..)
+        | rusqlite::Error::InvalidColumnType(..)
+        | rusqlite::Error::IntegralValueOutOfRange(..) => StorageError::Corrupt { what, detail: e.to_string() },
+        rusqlite::Error::ToSqlConversionFailure(_) | rusqlite::Error::InvalidParameterName(_) => {
+            StorageError::InvalidInput { what, source: e.into() }
+        }
+        _ => match e.sqlite_error_code() {
+            Some(C::DatabaseBusy | C::DatabaseLocked) => StorageError::Conflict { what, source: e.into() },
+            Some(C::ConstraintViolation) => StorageError::Constraint { what, source: e.into() },
+            Some(C::TooBig) => StorageError::InvalidInput { what, source: e.into() },
+            Some(C::CannotOpen | C::SystemIoFailure | C::DiskFull | C::ReadOnly | C::PermissionDenied | C::OutOfMemory) => {
+                StorageError::Unavailable { what, source: e.into() }
+            }
+            Some(C::DatabaseCorrupt | C::NotADatabase) => StorageError::Corrupt { what, detail: e.to_string() },
+            _ => StorageError::Failed { what, source: e.into() },
+        },
+    }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
+}
+
+fn immediate(conn: &mut Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+    conn.transaction_with_behavior(TransactionBehavior::Immediate)
+}
+
+fn conversion(message: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, message.into())
+}
+
+fn u32_col(row: &Row<'_>, name: &str) -> rusqlite::Result<u32> {
+    let value: i64 = row.get(name)?;
+    u32::try_from(value).map_err(|_| conversion(format!("column {name} out of range: {value}")))
+}
+
+fn state_col(row: &Row<'_>) -> rusqlite::Result<JobState> {
+    let text: String = row.get("state")?;
+    JobState::parse(&text).ok_or_else(|| conversion(format!("unknown job state {text}")))
+}
+
+/// Leases up to `limit` due rows of `table` and returns their ids; `due` names its time
+/// column and `extra` narrows the rows (job state). Runs inside the caller's write
+/// transaction, so two hosts never lease the same row.
+fn claim_ids(conn: &Connection, table: &str, due: &str, extra: &str, now: i64, lease: &Lease, limit: u32) -> rusqlite::Result<Vec<Value>> {
+    let select = format!(
+        "SELECT id FROM {table} WHERE {due} <= ?1 {extra} AND (lease_until IS NULL OR lease_until <= ?1) ORDER BY {due}, id LIMIT ?2"
+    );
+    let ids: Vec<Value> = {
+        let mut stmt = conn.prepare_cached(&select)?;
+        let rows = stmt.query_map(params![now, limit], |r| r.get::<_, Value>(0))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let mut update = conn.prepare_cached(&format!("UPDATE {table} SET lease_owner = ?2, lease_until = ?3 WHERE id = ?1"))?;
+    for id in &ids {
+        update.execute(params![id, lease.owner, lease.until])?;
+    }
+    Ok(ids)
+}
+
+#[async_trait]
+impl Storage for SqliteStorage {
+    async fn migrate(&self) -> StorageResult<()> {
+        self.run(|conn| {
+            let tx = immediate(conn)?;
+            let applied: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            for (version, sql) in MIGRATIONS.iter().enumerate().skip(applied.max(0) as usize) {
+                tx.execute_batch(sql)?;
+                tx.pragma_update(None, "user_version", version as i64 + 1)?;
+            }
+            tx.commit()
+        })
+        .await
+    }
+
+    fn backend_name(&self) -> &'static str {
+        "sqlite"
+    }
+}
