@@ -76,7 +76,7 @@ impl ActivationInput {
 
 /// The activation link: the template with `{token}` replaced by the URL-encoded token.
 pub fn activation_url(template: &str, token: &str) -> String {
-    template.replace("{token}", &crate::pct::encode(token))
+    template.replace("{token}", &payhost_sdk::pct::encode(token))
 }
 
 #[cfg(test)]

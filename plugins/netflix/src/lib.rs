@@ -19,7 +19,6 @@ mod client;
 mod config;
 mod decision;
 mod event;
-mod pct;
 mod poller;
 mod record;
 mod repo;

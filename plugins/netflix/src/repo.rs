@@ -11,9 +11,9 @@
 //! `{id}` is the percent-encoded NetflixTransactionID, or `=` and a digest of the raw
 //! event for an event without one (`=` never appears in an encoded id).
 
-use crate::pct;
 use crate::record::ChargeRecord;
-use payhost_sdk::store;
+use payhost_sdk::records::{self, HostStore};
+use payhost_sdk::{pct, store};
 use serde::{Deserialize, Serialize};
 
 /// The store segment naming one charge record.
@@ -75,11 +75,7 @@ pub fn load(id: &RecordId) -> Result<Option<ChargeRecord>, String> {
 /// Stores a new record unless one exists; returns the record that is stored afterwards
 /// (ours, or the one a concurrent poll stored first), and marks it pending and indexed.
 pub fn insert(id: &RecordId, record: &ChargeRecord) -> Result<ChargeRecord, String> {
-    let stored = if store::compare_and_swap(&charge_key(id), None, &record.to_bytes()).map_err(store_error)? {
-        record.clone()
-    } else {
-        load(id)?.ok_or_else(|| format!("charge record {} vanished while being written", id.0))?
-    };
+    let stored = records::create_or_load(&HostStore, &charge_key(id), record)?;
     track(id, &stored)?;
     Ok(stored)
 }

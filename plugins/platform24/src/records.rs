@@ -4,40 +4,20 @@
 //! Keys: `sub/{account}/{packet_id}`, `cancel/{account}/{sub_id or packet-id}`,
 //! `txn/{TransactionID}`. Values are JSON so an operator can read them.
 
+use payhost_sdk::records::{self, Change, HostStore};
 use payhost_sdk::store;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-fn store_err(e: store::Error) -> String {
-    format!("store failed: {e:?}")
-}
-
-fn get<T: DeserializeOwned>(key: &str) -> Result<Option<(Vec<u8>, T)>, String> {
-    let Some(bytes) = store::get(key).map_err(store_err)? else { return Ok(None) };
-    let value = serde_json::from_slice(&bytes).map_err(|e| format!("record {key} is unreadable: {e}"))?;
-    Ok(Some((bytes, value)))
-}
-
 fn set<T: Serialize>(key: &str, value: &T) -> Result<(), String> {
     let bytes = serde_json::to_vec(value).map_err(|e| e.to_string())?;
-    store::set(key, &bytes).map_err(store_err)
+    store::set(key, &bytes).map_err(|e| records::store_error(key, e))
 }
 
-/// Read-modify-write by compare-and-swap, so two concurrent updates both land.
+/// Read-modify-write by compare-and-swap, so two concurrent updates both land; `change`
+/// returning `None` leaves the record as it is.
 fn update<T: Serialize + DeserializeOwned>(key: &str, change: impl Fn(Option<T>) -> Option<T>) -> Result<(), String> {
-    for _ in 0..8 {
-        let current = store::get(key).map_err(store_err)?;
-        let old = match &current {
-            Some(b) => Some(serde_json::from_slice(b).map_err(|e| format!("record {key} is unreadable: {e}"))?),
-            None => None,
-        };
-        let Some(new) = change(old) else { return Ok(()) };
-        let bytes = serde_json::to_vec(&new).map_err(|e| e.to_string())?;
-        if store::compare_and_swap(key, current.as_deref(), &bytes).map_err(store_err)? {
-            return Ok(());
-        }
-    }
-    Err(format!("record {key} kept changing; giving up"))
+    records::update(&HostStore, key, |current| Ok((change(current).map_or(Change::Keep, Change::Write), ())))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,17 +106,12 @@ fn txn_key(transaction_id: &str) -> String {
 }
 
 pub fn load_transaction(transaction_id: &str) -> Result<Option<Transaction>, String> {
-    Ok(get(&txn_key(transaction_id))?.map(|(_, t)| t))
+    Ok(records::load(&HostStore, &txn_key(transaction_id))?.map(|(t, _)| t))
 }
 
 /// Creates the transaction record unless one exists; returns the stored one.
 pub fn create_transaction(transaction_id: &str, txn: &Transaction) -> Result<Transaction, String> {
-    let key = txn_key(transaction_id);
-    let bytes = serde_json::to_vec(txn).map_err(|e| e.to_string())?;
-    if store::compare_and_swap(&key, None, &bytes).map_err(store_err)? {
-        return Ok(txn.clone());
-    }
-    get(&key)?.map(|(_, t)| t).ok_or_else(|| format!("record {key} vanished"))
+    records::create_or_load(&HostStore, &txn_key(transaction_id), txn)
 }
 
 /// Applies `change` to the stored transaction (no-op when it does not exist).

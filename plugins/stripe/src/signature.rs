@@ -5,6 +5,7 @@
 //! rolled; `v0` and unknown schemes are ignored). The HMAC itself is computed and compared
 //! by the host in constant time, so this module stays pure and testable.
 
+use payhost_sdk::hex;
 use payhost_sdk::signing::Part;
 
 /// More `v1` entries than this is not something Stripe sends; refuse rather than loop.
@@ -38,7 +39,7 @@ pub fn parse_header(value: &str) -> Result<SignatureHeader, String> {
             }
             "v1" => {
                 // A malformed entry cannot match; others in the header still may.
-                if let Some(sig) = decode_hex(val.trim()) {
+                if let Some(sig) = hex::decode(val.trim()).filter(|sig| !sig.is_empty()) {
                     v1.push(sig);
                 }
             }
@@ -77,17 +78,6 @@ pub fn check_freshness(timestamp: i64, now: i64, tolerance: i64) -> Result<(), S
     } else {
         Ok(())
     }
-}
-
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if text.is_empty() || text.len() % 2 != 0 {
-        return None;
-    }
-    let nibble = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    text.as_bytes()
-        .chunks(2)
-        .map(|pair| Some(nibble(pair[0])? << 4 | nibble(pair[1])?))
-        .collect()
 }
 
 #[cfg(test)]

@@ -7,15 +7,14 @@
 //! or to give up (which ends the attempt as failed).
 
 use crate::config::Config;
-use crate::hex;
 use crate::host::Host;
 use crate::ids;
 use crate::order::{Order, OrderState};
 use crate::outcome;
 use crate::pages;
 use crate::payment::{self, Answer, Payment};
-use crate::records;
 use crate::settle;
+use payhost_sdk::{hex, records};
 use payhost_sdk::query::{self, Params};
 use payhost_sdk::Response;
 

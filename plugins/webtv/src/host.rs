@@ -8,6 +8,7 @@ use payhost_sdk::log::Level;
 use payhost_sdk::payments::{
     ChargeRequest, Checkout, CheckoutRequest, Error as PayError, PaymentEvent, RefundResult,
 };
+use payhost_sdk::records::RecordStore;
 use payhost_sdk::signing::{DigestAlgorithm, HmacAlgorithm, Part};
 use payhost_sdk::{checkout, clock, log, settings, signing, store, timers};
 
@@ -34,6 +35,18 @@ pub trait Host {
     fn cancel_timer(&self, name: &str) -> Result<(), String>;
     /// Never pass secrets or signatures.
     fn log(&self, level: Level, message: &str, fields: &[(&str, &str)]);
+}
+
+/// The record helpers reach the store through the host trait, so flows that keep
+/// records run against the test fake too.
+impl RecordStore for dyn Host + '_ {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        self.store_get(key)
+    }
+
+    fn compare_and_swap(&self, key: &str, expected: Option<&[u8]>, new: &[u8]) -> Result<bool, String> {
+        self.store_cas(key, expected, new)
+    }
 }
 
 /// The real host, through the component's imports.
@@ -74,7 +87,7 @@ impl Host for WasmHost {
     fn md5_hex(&self, message: &[u8]) -> Result<String, String> {
         let digest = signing::digest(DigestAlgorithm::Md5, &[Part::Bytes(message.to_vec())])
             .map_err(signing_error)?;
-        Ok(crate::hex::encode(&digest))
+        Ok(payhost_sdk::hex::encode(&digest))
     }
 
     fn start_checkout(&self, system: &str, req: &CheckoutRequest) -> Result<Checkout, PayError> {

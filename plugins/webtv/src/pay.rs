@@ -20,7 +20,7 @@ use crate::order::{Item, Order, OrderState};
 use crate::outcome;
 use crate::pages;
 use crate::payment::{self, Answer, Payment, NO_TRANSACTION};
-use crate::records::{self, Change};
+use payhost_sdk::records::{self, Change};
 use crate::request::{self, PayRequest};
 use crate::settle;
 use crate::signature;

@@ -13,7 +13,7 @@ use crate::items;
 use crate::order::{Item, ItemOutcome, ItemSpec, Order};
 use crate::payment::{self, Answer, Payment};
 use crate::profile::{ChargeOutcome, Policy, Profile, ProfileStatus};
-use crate::records::{self, Change};
+use payhost_sdk::records::{self, Change};
 use payhost_sdk::log::Level;
 use payhost_sdk::payments::{ChargeRequest, Error as PayError, PaymentEvent};
 

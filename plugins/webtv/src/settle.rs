@@ -10,7 +10,7 @@ use crate::host::Host;
 use crate::ids;
 use crate::order::{Order, OrderState};
 use crate::payment::{self, Payment, NO_TRANSACTION};
-use crate::records::{self, Change};
+use payhost_sdk::records::{self, Change};
 use crate::recurring;
 use payhost_sdk::log::Level;
 

@@ -14,7 +14,7 @@ mod admin;
 mod customer;
 
 use crate::client::NetflixError;
-use crate::pct;
+use payhost_sdk::pct;
 use payhost_sdk::{Request, Response};
 use serde_json::json;
 
