@@ -233,7 +233,13 @@ async fn activation_and_status_are_signed_and_normalised() {
     assert_eq!(body["netflix_status"], 400);
     assert_eq!(body["netflix_message"], "Unknown PromotionID `NOPE`");
 
-    // A bad request is refused before Netflix sees it.
+    // A bad request is refused before Netflix sees it. The charge loop starts by itself
+    // and polls Netflix once: wait for that poll, so it is not counted against the request.
+    let polled = {
+        let rig = &rig;
+        rig.host.wait_until(WAIT, || async move { rig.loop_state().await["state"]["last_run_at"].is_i64() }).await
+    };
+    assert!(polled, "the charge loop did not start by itself:\n{}", rig.host.logs());
     let calls_before = rig.sim.requests().len();
     let (status, body) = rig
         .call("POST", "/activations", Some(json!({"customer_id": "c\r\nX: y", "type": "IntPay", "channel": "Web", "country": "US"})), None)
