@@ -161,15 +161,15 @@ impl ExportCaller for FakeCaller {
     async fn on_payment_event(&self, row: &PaymentEventRow) -> Result<Vec<KvWrite>, CallFailure> {
         let calls = {
             let mut events = self.events.lock().unwrap();
-            let n = events.entry(row.external_id.clone()).or_default();
+            let n = events.entry(row.event.external_id.clone()).or_default();
             *n += 1;
             *n
         };
-        if row.external_id.starts_with("flaky") && calls == 1 {
+        if row.event.external_id.starts_with("flaky") && calls == 1 {
             return Err(CallFailure::PluginError("the plugin failed this time".into()));
         }
         // What the provider's store would hold after handling it, committed with the event.
-        Ok(vec![KvWrite::Put { key: format!("handled/{}", row.external_id), value: calls.to_string().into_bytes() }])
+        Ok(vec![KvWrite::Put { key: format!("handled/{}", row.event.external_id), value: calls.to_string().into_bytes() }])
     }
 }
 

@@ -99,10 +99,11 @@ fn delivery(d: &DeliveryRow) -> Value {
     })
 }
 
-fn event(e: &PaymentEventRow) -> Value {
+fn event(row: &PaymentEventRow) -> Value {
+    let e = &row.event;
     json!({
-        "id": e.id,
-        "provider": e.provider,
+        "id": row.id,
+        "provider": row.provider,
         "system": e.system,
         "reference": e.reference,
         "status": e.status,
@@ -112,10 +113,10 @@ fn event(e: &PaymentEventRow) -> Value {
         // A saved card token charges the buyer's card: say whether there is one, never what.
         "saved_method": e.saved_method.as_ref().map(|_| "[redacted]"),
         "message": e.message,
-        "state": e.state,
-        "attempts": e.attempts,
-        "next_at_ms": e.next_at,
-        "last_error": e.last_error,
+        "state": row.state,
+        "attempts": row.attempts,
+        "next_at_ms": row.next_at,
+        "last_error": row.last_error,
     })
 }
 

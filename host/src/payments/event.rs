@@ -42,14 +42,15 @@ pub fn to_store(system: &str, event: PaymentEvent) -> NewPaymentEvent {
 
 /// The stored event as its provider's `on-payment-event` receives it.
 pub fn for_provider(row: &PaymentEventRow) -> PaymentEvent {
+    let e = &row.event;
     PaymentEvent {
-        system: row.system.clone(),
-        reference: row.reference.clone(),
-        status: row.status.into(),
-        amount: row.amount.clone(),
-        currency: row.currency.clone(),
-        external_id: row.external_id.clone(),
-        saved_method: row.saved_method.clone(),
-        message: row.message.clone(),
+        system: e.system.clone(),
+        reference: e.reference.clone(),
+        status: e.status.into(),
+        amount: e.amount.clone(),
+        currency: e.currency.clone(),
+        external_id: e.external_id.clone(),
+        saved_method: e.saved_method.clone(),
+        message: e.message.clone(),
     }
 }

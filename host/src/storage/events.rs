@@ -40,22 +40,18 @@ pub struct PaymentEventRow {
     pub id: i64,
     /// Provider instance that started the checkout.
     pub provider: String,
-    pub system: String,
-    pub reference: String,
-    pub status: PaymentStatus,
-    pub amount: String,
-    pub currency: String,
-    pub external_id: String,
-    pub saved_method: Option<String>,
-    pub message: Option<String>,
+    /// The event as the payment system reported it.
+    #[serde(flatten)]
+    pub event: NewPaymentEvent,
     pub state: JobState,
     pub attempts: u32,
     pub next_at: i64,
     pub last_error: Option<String>,
 }
 
-/// A new event as a payment system reported it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A payment event as a payment system reported it (what is stored; a row adds the
+/// provider and the hand-over's progress).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NewPaymentEvent {
     pub system: String,
     pub reference: String,

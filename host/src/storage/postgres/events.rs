@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use tokio_postgres::Row;
 
-use super::*;
-use crate::storage::PaymentEventStore;
+use super::{Failure, PostgresStorage, Res, claim, get, rows, state_col, u32_col};
+use crate::storage::{JobState, KvWrite, Lease, NewPaymentEvent, PaymentEventRow, PaymentEventStore, PaymentStatus, StorageResult};
 
 fn payment_status_col(row: &Row) -> Res<PaymentStatus> {
     let text: String = get(row, "status")?;
@@ -15,14 +15,16 @@ fn event_row(row: &Row) -> Res<PaymentEventRow> {
     Ok(PaymentEventRow {
         id: get(row, "id")?,
         provider: get(row, "provider")?,
-        system: get(row, "system")?,
-        reference: get(row, "reference")?,
-        status: payment_status_col(row)?,
-        amount: get(row, "amount")?,
-        currency: get(row, "currency")?,
-        external_id: get(row, "external_id")?,
-        saved_method: get(row, "saved_method")?,
-        message: get(row, "message")?,
+        event: NewPaymentEvent {
+            system: get(row, "system")?,
+            reference: get(row, "reference")?,
+            status: payment_status_col(row)?,
+            amount: get(row, "amount")?,
+            currency: get(row, "currency")?,
+            external_id: get(row, "external_id")?,
+            saved_method: get(row, "saved_method")?,
+            message: get(row, "message")?,
+        },
         state: state_col(row)?,
         attempts: u32_col(row, "attempts")?,
         next_at: get(row, "next_at")?,

@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use tokio_postgres::Row;
 
-use super::*;
-use crate::storage::JobStore;
+use super::{Failure, PostgresStorage, Res, claim, get, rows, state_col, u32_col};
+use crate::storage::{DeliveryRequest, DeliveryRow, JobState, JobStore, Lease, StorageError, StorageResult, TimerRow, new_id};
 
 fn timer_row(row: &Row) -> Res<TimerRow> {
     Ok(TimerRow {

@@ -2,8 +2,8 @@
 
 use async_trait::async_trait;
 
-use super::*;
-use crate::storage::KeyValueStore;
+use super::{PostgresStorage, Res};
+use crate::storage::{KeyValueStore, StorageResult};
 
 #[async_trait]
 impl KeyValueStore for PostgresStorage {

@@ -1,11 +1,15 @@
 //! PostgreSQL: accounts and postings, with the touched accounts locked in id order and
 //! lost races retried.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
+use deadpool_postgres::{GenericClient, Object};
 use tokio_postgres::Row;
 
-use super::*;
-use crate::storage::LedgerStore;
+use super::{Failure, POST_ATTEMPTS, PostgresStorage, Res, get, rows};
+use crate::storage::posting::{plan, touched_accounts};
+use crate::storage::{AccountRow, EntryKind, EntryRow, LedgerStore, Minor, Posting, PostingRefusal, StorageResult, new_id};
 
 fn account_row(row: &Row) -> Res<AccountRow> {
     Ok(AccountRow {

@@ -5,7 +5,11 @@
 //! once take disjoint rows. Migrations run under a per-schema advisory lock, so hosts
 //! starting together do not race on `CREATE TABLE`.
 
-use std::collections::HashMap;
+mod events;
+mod jobs;
+mod kv;
+mod ledger;
+
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -13,16 +17,7 @@ use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Object, Pool, Rec
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 
-mod events;
-mod jobs;
-mod kv;
-mod ledger;
-
-use super::posting::{plan, touched_accounts};
-use super::{
-    new_id, AccountRow, DeliveryRequest, DeliveryRow, EntryKind, EntryRow, JobState, KvWrite, Lease, Minor, NewPaymentEvent,
-    PaymentEventRow, PaymentStatus, Posting, PostingRefusal, Storage, StorageError, StorageResult, TimerRow,
-};
+use super::{JobState, Lease, Storage, StorageError, StorageResult};
 
 /// Connections per host; postings hold one for a few round trips only.
 const POOL_SIZE: usize = 16;

@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension, Row};
 
-use super::*;
-use crate::storage::PaymentEventStore;
+use super::{SqliteStorage, claim_ids, conversion, immediate, state_col, u32_col};
+use crate::storage::{JobState, KvWrite, Lease, NewPaymentEvent, PaymentEventRow, PaymentEventStore, PaymentStatus, StorageResult};
 
 fn payment_status_col(row: &Row<'_>) -> rusqlite::Result<PaymentStatus> {
     let text: String = row.get("status")?;
@@ -15,14 +15,16 @@ fn event_row(row: &Row<'_>) -> rusqlite::Result<PaymentEventRow> {
     Ok(PaymentEventRow {
         id: row.get("id")?,
         provider: row.get("provider")?,
-        system: row.get("system")?,
-        reference: row.get("reference")?,
-        status: payment_status_col(row)?,
-        amount: row.get("amount")?,
-        currency: row.get("currency")?,
-        external_id: row.get("external_id")?,
-        saved_method: row.get("saved_method")?,
-        message: row.get("message")?,
+        event: NewPaymentEvent {
+            system: row.get("system")?,
+            reference: row.get("reference")?,
+            status: payment_status_col(row)?,
+            amount: row.get("amount")?,
+            currency: row.get("currency")?,
+            external_id: row.get("external_id")?,
+            saved_method: row.get("saved_method")?,
+            message: row.get("message")?,
+        },
         state: state_col(row)?,
         attempts: u32_col(row, "attempts")?,
         next_at: row.get("next_at")?,

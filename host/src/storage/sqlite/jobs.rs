@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use rusqlite::{params, Row};
 
-use super::*;
-use crate::storage::JobStore;
+use super::{SqliteStorage, claim_ids, conversion, immediate, state_col, u32_col};
+use crate::storage::{DeliveryRequest, DeliveryRow, JobState, JobStore, Lease, StorageError, StorageResult, TimerRow, new_id};
 
 fn timer_row(row: &Row<'_>) -> rusqlite::Result<TimerRow> {
     Ok(TimerRow {

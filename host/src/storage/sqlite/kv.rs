@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension};
 
-use super::*;
-use crate::storage::KeyValueStore;
+use super::{SqliteStorage};
+use crate::storage::{KeyValueStore, StorageResult};
 
 #[async_trait]
 impl KeyValueStore for SqliteStorage {

@@ -1,11 +1,14 @@
 //! SQLite: accounts and postings. A posting runs in one `BEGIN IMMEDIATE` transaction,
 //! so concurrent postings from several processes serialise on the write lock.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::*;
-use crate::storage::LedgerStore;
+use super::{SqliteStorage, conversion, immediate};
+use crate::storage::posting::{plan, touched_accounts};
+use crate::storage::{AccountRow, EntryKind, EntryRow, LedgerStore, Minor, Posting, PostingRefusal, StorageResult, new_id};
 
 fn account_row(row: &Row<'_>) -> rusqlite::Result<AccountRow> {
     Ok(AccountRow {

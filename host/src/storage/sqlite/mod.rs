@@ -4,7 +4,11 @@
 //! handles on one file (several host processes) still serialise their read-check-write
 //! steps through SQLite's write lock.
 
-use std::collections::HashMap;
+mod events;
+mod jobs;
+mod kv;
+mod ledger;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,16 +17,7 @@ use async_trait::async_trait;
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, Row, TransactionBehavior};
 
-mod events;
-mod jobs;
-mod kv;
-mod ledger;
-
-use super::posting::{plan, touched_accounts};
-use super::{
-    new_id, AccountRow, DeliveryRequest, DeliveryRow, EntryKind, EntryRow, JobState, KvWrite, Lease, Minor, NewPaymentEvent,
-    PaymentEventRow, PaymentStatus, Posting, PostingRefusal, Storage, StorageError, StorageResult, TimerRow,
-};
+use super::{JobState, Lease, Storage, StorageError, StorageResult};
 
 /// How long a writer waits for another process holding the file's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
