@@ -12,6 +12,7 @@ pub mod call_failure;
 pub mod capabilities;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod http_util;
 pub mod jobs;
 pub mod ledger;

@@ -203,6 +203,11 @@ impl TestHost {
         format!("http://{}{}", self.admin.expect("admin is running"), path)
     }
 
+    /// The browser console's address on the admin listener.
+    pub fn console_url(&self) -> String {
+        self.admin_url("/console/")
+    }
+
     pub fn client(&self) -> &reqwest::Client {
         &self.client
     }

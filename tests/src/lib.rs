@@ -1,7 +1,9 @@
 //! End-to-end test harness: builds the real plugins and the real `payhost` binary,
 //! starts the host on loopback with a generated config, and offers counterpart
-//! simulators (`sim`) that speak each provider's protocol.
+//! simulators (`sim`) that speak each provider's protocol, and a headless browser
+//! (`browser`) for the console.
 
+pub mod browser;
 pub mod build;
 pub mod host;
 pub mod sim;

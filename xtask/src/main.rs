@@ -127,6 +127,7 @@ fn run(args: &[String]) -> Result<()> {
 
 fn test(args: &[String]) -> Result<()> {
     setup()?;
+    browser_tools()?;
     build_plugins()?;
     // Plugins' pure logic is tested natively; the host, the e2e suite and every plugin
     // crate run in one cargo invocation so the workspace compiles once.
@@ -137,6 +138,35 @@ fn test(args: &[String]) -> Result<()> {
     // the e2e harness must not rebuild them with another feature set.
     cmd.env("PAYHOST_TEST_PREBUILT", "1");
     status(&mut cmd)
+}
+
+/// Debian packages the console's browser tests drive: Chromium and its WebDriver.
+const BROWSER_PACKAGES: [&str; 2] = ["chromium", "chromium-driver"];
+const BROWSER_TOOLS: [&str; 2] = ["/usr/bin/chromium", "/usr/bin/chromedriver"];
+
+/// Installs Chromium and chromedriver from Debian's packages when they are missing
+/// (CI starts from a clean machine); does nothing when both are there.
+fn browser_tools() -> Result<()> {
+    if BROWSER_TOOLS.iter().all(|t| Path::new(t).exists()) {
+        return Ok(());
+    }
+    eprintln!("xtask: installing {} for the console's browser tests", BROWSER_PACKAGES.join(" and "));
+    let apt = |args: &[&str]| -> Result<()> {
+        let mut cmd = Command::new("apt-get");
+        // Waits for another apt run to finish instead of failing on its lock.
+        cmd.args(["-o", "DPkg::Lock::Timeout=600"]).args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        status(&mut cmd).context("installing the browser tests' Debian packages needs apt-get as root")
+    };
+    apt(&["update", "-q"])?;
+    let mut install = vec!["install", "-y", "-q"];
+    install.extend(BROWSER_PACKAGES);
+    apt(&install)?;
+    for tool in BROWSER_TOOLS {
+        if !Path::new(tool).exists() {
+            bail!("{tool} is still missing after installing {}", BROWSER_PACKAGES.join(" "));
+        }
+    }
+    Ok(())
 }
 
 fn bench(args: &[String]) -> Result<()> {

@@ -1,6 +1,8 @@
 //! The admin API (JSON, bearer token, loopback by default): plugin instances and their
 //! versions, reloads, the ledger, durable jobs, and the manual clock in rehearsals.
 //! Reloads and rollbacks are carried out by `crate::live`; this module only speaks HTTP.
+//! The same listener serves the browser console under `/console/` (see `console`),
+//! whose calls reach these routes through a sign-in session instead of the token.
 
 pub mod accounts;
 pub mod jobs;
@@ -18,16 +20,19 @@ use tokio::net::TcpListener;
 
 use crate::live::LiveOps;
 use crate::capabilities::signing::constant_time_eq;
+use crate::console::{self, Console, Gate};
 use crate::http_util::{json_response, read_body, Body};
 
-/// What every admin request reaches: the live operations and the bearer token.
+/// What every admin request reaches: the live operations, the bearer token and the
+/// console's sign-in sessions.
 struct Admin {
     live: Arc<LiveOps>,
     token: String,
+    console: Console,
 }
 
 pub async fn serve_admin(listener: TcpListener, live: Arc<LiveOps>, token: String, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-    let app = Arc::new(Admin { live, token });
+    let app = Arc::new(Admin { live, token, console: Console::new() });
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -49,6 +54,16 @@ pub async fn serve_admin(listener: TcpListener, live: Arc<LiveOps>, token: Strin
 }
 
 async fn handle(app: Arc<Admin>, req: Request<Incoming>) -> Response<Body> {
+    if let Some(rest) = console::rest_of_path(req.uri().path()).map(str::to_string) {
+        return match app.console.gate(req.method(), &rest, req.headers()) {
+            Gate::Answer(resp) => resp,
+            Gate::SignIn => match read_body(req.into_body(), 64 << 10).await {
+                Ok(body) => app.console.sign_in(&app.token, &body),
+                Err(msg) => console::secure(json_response(StatusCode::PAYLOAD_TOO_LARGE, &json!({ "error": msg }))),
+            },
+            Gate::Api(path) => console::secure(answer(&app, &path, req).await),
+        };
+    }
     let authorized = req
         .headers()
         .get("authorization")
@@ -58,8 +73,13 @@ async fn handle(app: Arc<Admin>, req: Request<Incoming>) -> Response<Body> {
     if !authorized {
         return json_response(StatusCode::UNAUTHORIZED, &json!({ "error": "missing or wrong bearer token" }));
     }
-    let method = req.method().clone();
     let path = req.uri().path().to_string();
+    answer(&app, &path, req).await
+}
+
+/// Routes an authorized admin call for `path`.
+async fn answer(app: &Admin, path: &str, req: Request<Incoming>) -> Response<Body> {
+    let method = req.method().clone();
     let query = req.uri().query().unwrap_or("").to_string();
     let body = match read_body(req.into_body(), 16 << 20).await {
         Ok(b) => b,
