@@ -132,15 +132,19 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// A runtime for checking, not serving: in-memory storage, few instance slots, the
+/// instances of `config` loaded (none for `plugin check`, which loads its own).
+pub async fn probe_runtime(mut config: Config) -> Result<Arc<Runtime>> {
+    let storage = crate::storage::open("sqlite://:memory:").await.context("in-memory storage for checking")?;
+    let services = Services::new(storage, HostClock::system(), http_client()?, JobWaker::default());
+    config.runtime.max_concurrent_requests = 4;
+    Runtime::start(config, services).await
+}
+
 /// Everything `serve` would check before serving, without opening listeners or storage:
 /// secrets readable, components valid and built for this WIT, grants complete.
 pub async fn check(config: &Config) -> Result<String> {
-    let storage = crate::storage::open("sqlite://:memory:").await.context("in-memory storage for checking")?;
-    let services = Services::new(storage, HostClock::system(), http_client()?, JobWaker::default());
-    let mut probe = config.clone();
-    // A check needs few instance slots.
-    probe.runtime.max_concurrent_requests = 4;
-    let runtime = Runtime::start(probe, services).await?;
+    let runtime = probe_runtime(config.clone()).await?;
     let table = runtime.registry.table();
     let mut lines = vec![format!("config OK: {} plugin instance(s)", table.mounts.len())];
     for (mount, slot) in &table.mounts {
@@ -154,6 +158,9 @@ pub async fn check(config: &Config) -> Result<String> {
             i.component.wit_version,
             &i.component.hash[..12]
         ));
+        for warning in crate::runtime::grants::undeclared(&i.ctx.config, &i.info) {
+            lines.push(format!("  warning: {warning}"));
+        }
     }
     Ok(lines.join("\n"))
 }

@@ -20,6 +20,7 @@ pub mod ledger_bench;
 pub mod live;
 pub mod money;
 pub mod payments;
+pub mod plugin_kit;
 pub mod runtime;
 pub mod secrets;
 pub mod server;

@@ -30,11 +30,56 @@ enum Command {
         #[arg(long, default_value = "config.toml")]
         config: PathBuf,
     },
+    /// Write a new plugin crate, or check a built component (against a config).
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
     /// Measure dispatch cost, HTTP throughput, swap latency and ledger throughput.
     Bench {
         #[command(subcommand)]
         what: BenchCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Write the crate NAME (outside any workspace): a component that builds with one
+    /// command, a native unit test, a README and a sample [[plugins]] block.
+    New {
+        name: String,
+        #[arg(long, value_enum, default_value_t = World::Provider)]
+        world: World,
+        /// Folder to create the crate in.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// Depend on payhost-sdk at this path (default: the SDK of the source tree this
+        /// binary was built from).
+        #[arg(long, conflicts_with = "sdk_git")]
+        sdk_path: Option<PathBuf>,
+        /// Depend on payhost-sdk from this git repository (the payhost repository).
+        #[arg(long)]
+        sdk_git: Option<String>,
+        /// Tag, branch or commit of --sdk-git.
+        #[arg(long, requires = "sdk_git")]
+        sdk_rev: Option<String>,
+    },
+    /// Print a component's world, contract version, needs and imports; with --config and
+    /// --instance, every grant that instance lacks or has beyond what the plugin declares.
+    /// Exits non-zero with one message per problem.
+    Check {
+        file: PathBuf,
+        #[arg(long, requires = "instance")]
+        config: Option<PathBuf>,
+        #[arg(long, requires = "config")]
+        instance: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum World {
+    Provider,
+    PaymentSystem,
 }
 
 const TEMPLATE_WASM: &str = "target/wasm32-wasip2/plugin/payhost_plugin_template.wasm";
@@ -97,6 +142,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve { config, ready_file, .. } => serve(config, ready_file).await,
             Command::Check { config } => check(config).await,
+            Command::Plugin { command } => plugin(command).await,
             Command::Bench { what } => bench(what).await,
         }
     });
@@ -153,6 +199,44 @@ async fn check(config_path: PathBuf) -> anyhow::Result<()> {
     let summary = payhost::app::check(&config).await?;
     println!("{summary}");
     Ok(())
+}
+
+async fn plugin(command: PluginCommand) -> anyhow::Result<()> {
+    use payhost::plugin_kit::new::{new_plugin, SdkSource};
+    use payhost::runtime::component::WorldKind;
+    match command {
+        PluginCommand::New { name, world, dir, sdk_path, sdk_git, sdk_rev } => {
+            let sdk = match (sdk_path, sdk_git) {
+                (Some(path), _) => SdkSource::Path(std::path::absolute(&path)?),
+                (None, Some(url)) => SdkSource::Git { url, rev: sdk_rev },
+                (None, None) => SdkSource::from_build_tree().ok_or_else(|| {
+                    anyhow::anyhow!("this binary was not built from a payhost checkout: give --sdk-path PATH or --sdk-git URL")
+                })?,
+            };
+            let world = match world {
+                World::Provider => WorldKind::Provider,
+                World::PaymentSystem => WorldKind::PaymentSystem,
+            };
+            let root = new_plugin(&name, world, &dir, &sdk)?;
+            println!("created {}", root.display());
+            println!("next: cd {} && cargo test && cargo build --target wasm32-wasip2 --profile plugin", root.display());
+            Ok(())
+        }
+        PluginCommand::Check { file, config, instance } => {
+            let with = config.as_deref().zip(instance.as_deref());
+            let report = payhost::plugin_kit::check::check_plugin(&file, with).await?;
+            for line in &report.lines {
+                println!("{line}");
+            }
+            for problem in &report.problems {
+                eprintln!("problem: {problem}");
+            }
+            match report.problems.len() {
+                0 => Ok(()),
+                n => anyhow::bail!("{n} problem(s) found"),
+            }
+        }
+    }
 }
 
 async fn bench(what: BenchCommand) -> anyhow::Result<()> {

@@ -9,6 +9,8 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{bail, Context, Result};
 
+mod contract_doc;
+
 const WASM_TARGET: &str = "wasm32-wasip2";
 
 fn main() -> ExitCode {
@@ -19,6 +21,7 @@ fn main() -> ExitCode {
         Some("run") => run(&args[1..]),
         Some("test") => test(&args[1..]),
         Some("bench") => bench(&args[1..]),
+        Some("contract-doc") => contract_doc(),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -26,7 +29,8 @@ fn main() -> ExitCode {
                  build-plugins  build every plugin component (release, size-optimised)\n\
                  run [ARGS]     set up, build, and serve config.toml (ARGS go to `payhost serve`)\n\
                  test [ARGS]    set up, build the plugins and run every test (ARGS go to `cargo test`)\n\
-                 bench [ARGS]   set up, build, and run `payhost bench` (ARGS go to it)"
+                 bench [ARGS]   set up, build, and run `payhost bench` (ARGS go to it)\n\
+                 contract-doc   regenerate docs/contract.md from the WIT doc comments"
             );
             return ExitCode::from(2);
         }
@@ -176,6 +180,11 @@ fn bench(args: &[String]) -> Result<()> {
     let mut cmd = Command::new(root().join("target/release/payhost"));
     cmd.current_dir(root()).arg("bench").args(args);
     status(&mut cmd)
+}
+
+fn contract_doc() -> Result<()> {
+    let text = contract_doc::render(&root().join("wit"))?;
+    std::fs::write(root().join("docs/contract.md"), text).context("cannot write docs/contract.md")
 }
 
 /// Randomness without a dependency: the OS's.

@@ -13,8 +13,9 @@ impl Host for PluginState {
     async fn send(&mut self, req: Request) -> Result<Response, Error> {
         let ctx = self.ctx.clone();
         let limits = &ctx.config.limits;
-        let url = url::Url::parse(&req.url).map_err(|e| Error::InvalidRequest(format!("url: {e}")))?;
+        let mut url = url::Url::parse(&req.url).map_err(|e| Error::InvalidRequest(format!("url: {e}")))?;
         check_allowed(&url, &ctx.config.allowed_hosts)?;
+        append_secret_query(&mut url, &ctx.secrets, &req.secret_query)?;
         let method = reqwest::Method::from_bytes(req.method.as_bytes())
             .map_err(|_| Error::InvalidRequest(format!("method `{}`", req.method)))?;
         let timeout = req
@@ -32,7 +33,9 @@ impl Host for PluginState {
             builder = builder.header(name, value);
         }
         for (name, template) in &req.secret_headers {
-            let value = render_secret_template(&ctx.secrets, template)?;
+            let mut value = reqwest::header::HeaderValue::from_bytes(&render_secret_template(&ctx.secrets, template)?)
+                .map_err(|_| Error::InvalidRequest("secret header value is not a valid header".into()))?;
+            value.set_sensitive(true);
             builder = builder.header(name, value);
         }
         let host = url.host_str().unwrap_or_default().to_string();
@@ -78,7 +81,10 @@ async fn fetch(builder: reqwest::RequestBuilder, max_bytes: u64) -> Result<Respo
     Ok(Response { status, headers, body })
 }
 
+/// Never says which URL failed: the URL may carry secret query parameters, and the
+/// plugin knows what it asked for.
 fn classify(e: reqwest::Error) -> Error {
+    let e = e.without_url();
     if e.is_timeout() {
         Error::Timeout
     } else if e.is_builder() {
@@ -112,15 +118,30 @@ pub fn check_allowed(url: &url::Url, allowed: &[String]) -> Result<(), Error> {
     }
 }
 
-/// Replaces `{name}` with the named secret's text.
-fn render_secret_template(secrets: &Secrets, template: &str) -> Result<reqwest::header::HeaderValue, Error> {
+/// Appends `name=value` pairs whose values are secret templates, percent-encoded, after
+/// the query the URL already has.
+fn append_secret_query(url: &mut url::Url, secrets: &Secrets, pairs: &[(String, String)]) -> Result<(), Error> {
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    let mut query = url.query_pairs_mut();
+    for (name, template) in pairs {
+        let value = String::from_utf8(render_secret_template(secrets, template)?)
+            .map_err(|_| Error::InvalidRequest(format!("secret query parameter `{name}` is not UTF-8 text")))?;
+        query.append_pair(name, &value);
+    }
+    Ok(())
+}
+
+/// Replaces `{name}` with the named secret's bytes.
+fn render_secret_template(secrets: &Secrets, template: &str) -> Result<Vec<u8>, Error> {
     let mut out = Vec::new();
     let mut rest = template;
     while let Some(open) = rest.find('{') {
         out.extend_from_slice(rest[..open].as_bytes());
         let close = rest[open..]
             .find('}')
-            .ok_or_else(|| Error::InvalidRequest("secret header template has an unclosed `{`".into()))?;
+            .ok_or_else(|| Error::InvalidRequest("secret template has an unclosed `{`".into()))?;
         let name = &rest[open + 1..open + close];
         let secret = secrets
             .get(name)
@@ -129,10 +150,7 @@ fn render_secret_template(secrets: &Secrets, template: &str) -> Result<reqwest::
         rest = &rest[open + close + 1..];
     }
     out.extend_from_slice(rest.as_bytes());
-    let mut value = reqwest::header::HeaderValue::from_bytes(&out)
-        .map_err(|_| Error::InvalidRequest("secret header value is not a valid header".into()))?;
-    value.set_sensitive(true);
-    Ok(value)
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -13,9 +13,8 @@ use super::{HandleParams, HandleResults, Runtime};
 use crate::call_failure::CallFailure;
 use crate::capabilities::state::PluginState;
 use crate::storage::KvWrite;
-use crate::wit::payment_system::PaymentSystem;
+use super::exports::{Processor, ProviderPre};
 use crate::wit::payments::PaymentEvent;
-use crate::wit::provider::ProviderPre;
 use crate::wit::types::{Request, Response};
 
 impl Runtime {
@@ -51,7 +50,7 @@ impl Runtime {
             .run(&instance, &id, move |store, inst| {
                 Box::pin(async move {
                     let b = provider(inst)?.0.instantiate_async(&mut *store).await?;
-                    b.payhost_gateway_events().call_on_timer(&mut *store, &name, &payload).await
+                    b.on_timer(&mut *store, &name, &payload).await
                 })
             })
             .await?;
@@ -68,7 +67,7 @@ impl Runtime {
                 Box::pin(async move {
                     store.data_mut().hold_store_writes();
                     let b = provider(inst)?.0.instantiate_async(&mut *store).await?;
-                    let accepted = b.payhost_gateway_events().call_on_payment_event(&mut *store, &event).await?;
+                    let accepted = b.on_payment_event(&mut *store, event).await?;
                     let writes = store.data_mut().take_held_writes();
                     Ok(accepted.map(|()| writes))
                 })
@@ -81,7 +80,7 @@ impl Runtime {
     pub(super) async fn call_processor<R, F>(self: &Arc<Self>, system: &str, request_id: &str, f: F) -> Result<R, CallFailure>
     where
         R: Send + 'static,
-        F: for<'a> FnOnce(&'a mut Store<PluginState>, PaymentSystem) -> BoxFuture<'a, wasmtime::Result<R>> + Send + 'static,
+        F: for<'a> FnOnce(&'a mut Store<PluginState>, Processor) -> BoxFuture<'a, wasmtime::Result<R>> + Send + 'static,
     {
         let instance = self.current(system)?;
         self.run(&instance, request_id, move |store, inst| {
@@ -98,7 +97,7 @@ impl Runtime {
 }
 
 /// A provider's pre-instance and its `handle` export.
-fn provider(inst: &LoadedInstance) -> wasmtime::Result<(&ProviderPre<PluginState>, &ComponentExportIndex)> {
+fn provider(inst: &LoadedInstance) -> wasmtime::Result<(&ProviderPre, &ComponentExportIndex)> {
     match &inst.pre {
         Pre::Provider { pre, handle } => Ok((pre, handle)),
         Pre::PaymentSystem(_) => Err(wasmtime::Error::msg(format!("instance `{}` is a payment system, not a provider", inst.name()))),

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
-use crate::wit::{WIT_PACKAGE, WIT_VERSION};
+pub use crate::wit::{Contract, WIT_PACKAGE};
 
 /// Which world a component implements, judged by its exports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -27,6 +27,8 @@ pub struct LoadedComponent {
     /// Hex SHA-256 of the `.wasm` bytes.
     pub hash: String,
     pub wit_version: String,
+    /// The served contract that version runs on.
+    pub contract: Contract,
     pub world: WorldKind,
     pub path: PathBuf,
     /// Whether the compilation came from the on-disk cache.
@@ -48,8 +50,8 @@ pub fn load(engine: &Engine, path: &Path, cache_dir: &Path) -> Result<LoadedComp
             (component, false)
         }
     };
-    let (world, wit_version) = inspect(engine, &component)?;
-    Ok(LoadedComponent { component, hash, wit_version, world, path: path.to_path_buf(), from_cache })
+    let (world, wit_version, contract) = inspect(engine, &component)?;
+    Ok(LoadedComponent { component, hash, wit_version, contract, world, path: path.to_path_buf(), from_cache })
 }
 
 /// Hex SHA-256 of a component file, to tell whether it changed.
@@ -97,7 +99,7 @@ fn store_cached(component: &Component, dir: &Path, file: &Path) {
 }
 
 /// Finds the world and the `payhost:gateway` version from the component's interface names.
-fn inspect(engine: &Engine, component: &Component) -> Result<(WorldKind, String)> {
+fn inspect(engine: &Engine, component: &Component) -> Result<(WorldKind, String, Contract)> {
     let ty = component.component_type();
     let mut versions = Vec::new();
     let mut world = None;
@@ -117,41 +119,11 @@ fn inspect(engine: &Engine, component: &Component) -> Result<(WorldKind, String)
     if versions.iter().any(|v| v != &version) {
         bail!("the component mixes several {WIT_PACKAGE} versions ({versions:?}); rebuild it against one");
     }
-    if !compatible(&version) {
-        bail!(
-            "the component was built against {WIT_PACKAGE}@{version}, but this host implements {WIT_PACKAGE}@{WIT_VERSION}; \
-             rebuild the plugin against this host's wit/ folder"
-        );
-    }
+    let Some(contract) = Contract::for_version(&version) else {
+        bail!("{}", Contract::unsupported(&version));
+    };
     let world = world.with_context(|| {
         format!("the component exports neither {WIT_PACKAGE}/plugin nor {WIT_PACKAGE}/processor")
     })?;
-    Ok((world, version))
-}
-
-/// Semver compatibility: same major, or for 0.x the same minor.
-fn compatible(version: &str) -> bool {
-    let parse = |v: &str| -> Option<(u64, u64)> {
-        let mut it = v.split('.');
-        Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
-    };
-    match (parse(version), parse(WIT_VERSION)) {
-        (Some((0, a)), Some((0, b))) => a == b,
-        (Some((a, _)), Some((b, _))) => a == b,
-        _ => false,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::compatible;
-
-    #[test]
-    fn wit_versions_follow_semver() {
-        assert!(compatible("0.1.0"));
-        assert!(compatible("0.1.7"));
-        assert!(!compatible("0.2.0"));
-        assert!(!compatible("1.0.0"));
-        assert!(!compatible("garbage"));
-    }
+    Ok((world, version, contract))
 }

@@ -11,8 +11,7 @@ use wasmtime_wasi::WasiCtx;
 
 use super::component::LoadedComponent;
 use super::engine::deadline_ticks;
-use crate::wit::payment_system::PaymentSystemPre;
-use crate::wit::provider::ProviderPre;
+use super::exports::{ProcessorPre, ProviderPre};
 use crate::wit::types::PluginInfo;
 use crate::capabilities::state::{InstanceContext, PluginState};
 use crate::clock::HostClock;
@@ -23,8 +22,8 @@ pub enum Pre {
     /// A provider, with its `handle` export found and type-checked once at load, so a
     /// request instantiates and calls it without the generated bindings' per-call lookup
     /// and type check of every export (a measurable share of per-request dispatch).
-    Provider { pre: ProviderPre<PluginState>, handle: ComponentExportIndex },
-    PaymentSystem(PaymentSystemPre<PluginState>),
+    Provider { pre: ProviderPre, handle: ComponentExportIndex },
+    PaymentSystem(ProcessorPre),
 }
 
 pub struct LoadedInstance {

@@ -6,7 +6,8 @@
 mod calls;
 pub mod component;
 pub mod engine;
-mod grants;
+pub mod exports;
+pub mod grants;
 pub mod instance;
 mod job_exports;
 mod payment_systems;
@@ -18,10 +19,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use arc_swap::ArcSwap;
 use futures::future::BoxFuture;
-use wasmtime::component::{ComponentExportIndex, Linker};
+use wasmtime::component::{ComponentExportIndex, HasSelf, Linker};
 use wasmtime::{Engine, Store};
 
 use crate::call_failure::CallFailure;
@@ -29,11 +30,12 @@ use crate::capabilities::state::{InstanceContext, PluginState};
 use crate::config::{Config, PluginConfig};
 use crate::secrets::Secrets;
 use crate::services::Services;
-use crate::wit::payment_system::{PaymentSystem, PaymentSystemPre};
-use crate::wit::provider::{Provider, ProviderPre};
+use crate::wit::payment_system::PaymentSystem;
+use crate::wit::provider::Provider;
 use crate::wit::types::{PluginInfo, Request, Response};
-use crate::wit::WIT_PACKAGE;
+use crate::wit::{since_v0_1, Contract, WIT_PACKAGE};
 use component::WorldKind;
+use exports::{ProcessorPre, ProviderPre};
 use instance::{LoadedInstance, Pre};
 use registry::{Registry, Slot, Table};
 
@@ -49,8 +51,7 @@ pub struct Prepared {
 
 pub struct Runtime {
     pub engine: Engine,
-    provider_linker: Linker<PluginState>,
-    payment_system_linker: Linker<PluginState>,
+    linkers: Linkers,
     pub services: Arc<Services>,
     pub registry: Registry,
     pub config: ArcSwap<Config>,
@@ -68,8 +69,7 @@ impl Runtime {
         let engine = engine::build_engine(&engine::EngineSettings { instances: slots_needed * 2 + 16 })?;
         engine::spawn_epoch_ticker(&engine);
         let runtime = Arc::new(Self {
-            provider_linker: provider_linker(&engine)?,
-            payment_system_linker: payment_system_linker(&engine)?,
+            linkers: Linkers::new(&engine)?,
             engine,
             services,
             registry: Registry::new(Table::default()),
@@ -130,8 +130,25 @@ impl Runtime {
 
     /// Compiles (or takes from cache), links and checks one instance off the request path.
     pub async fn load_instance(self: &Arc<Self>, plugin: &PluginConfig, trigger: &str) -> Result<Arc<LoadedInstance>> {
+        let secrets = Secrets::resolve(&plugin.name, &plugin.secrets)?;
+        let instance = self.describe_instance(plugin, secrets, trigger).await?;
+        check_grants(plugin, &instance.info)?;
+        tracing::info!(
+            instance = %plugin.name,
+            plugin = %instance.info.name,
+            version = %instance.info.version,
+            hash = %&instance.component.hash[..12],
+            cached = instance.component.from_cache,
+            trigger,
+            "plugin loaded"
+        );
+        Ok(Arc::new(instance))
+    }
+
+    /// Compiles, links and describes one instance without checking its grants (for
+    /// `payhost plugin check`, which reports them instead).
+    pub async fn describe_instance(self: &Arc<Self>, plugin: &PluginConfig, secrets: Secrets, trigger: &str) -> Result<LoadedInstance> {
         let name = plugin.name.clone();
-        let secrets = Secrets::resolve(&name, &plugin.secrets)?;
         let cache_dir = self.config.load().runtime.cache_dir.clone();
         let engine = self.engine.clone();
         let path = plugin.component.clone();
@@ -140,28 +157,24 @@ impl Runtime {
             .context("compile task failed")?
             .with_context(|| format!("plugin `{name}`: component {}", plugin.component.display()))?;
         let ctx = Arc::new(InstanceContext::new(plugin.clone(), secrets, self.services.clone()));
+        let pre = self
+            .linkers
+            .get(component.contract, component.world)
+            .instantiate_pre(&component.component)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("plugin `{name}`: the component imports something this host does not provide"))?;
         let pre = match component.world {
-            WorldKind::Provider => {
-                let pre = self
-                    .provider_linker
-                    .instantiate_pre(&component.component)
+            WorldKind::Provider => Pre::Provider {
+                pre: ProviderPre::new(component.contract, pre)
                     .map_err(anyhow::Error::from)
-                    .with_context(|| format!("plugin `{name}`: the component imports something this host does not provide"))?;
-                Pre::Provider {
-                    pre: ProviderPre::new(pre).map_err(anyhow::Error::from).with_context(|| format!("plugin `{name}`: exports do not match the provider world"))?,
-                    handle: handle_export(&component).with_context(|| format!("plugin `{name}`"))?,
-                }
-            }
-            WorldKind::PaymentSystem => {
-                let pre = self
-                    .payment_system_linker
-                    .instantiate_pre(&component.component)
+                    .with_context(|| format!("plugin `{name}`: exports do not match the provider world"))?,
+                handle: handle_export(&component).with_context(|| format!("plugin `{name}`"))?,
+            },
+            WorldKind::PaymentSystem => Pre::PaymentSystem(
+                ProcessorPre::new(component.contract, pre)
                     .map_err(anyhow::Error::from)
-                    .with_context(|| format!("plugin `{name}`: the component imports something this host does not provide"))?;
-                Pre::PaymentSystem(
-                    PaymentSystemPre::new(pre).map_err(anyhow::Error::from).with_context(|| format!("plugin `{name}`: exports do not match the payment-system world"))?,
-                )
-            }
+                    .with_context(|| format!("plugin `{name}`: exports do not match the payment-system world"))?,
+            ),
         };
         let loaded_at = self.services.clock.now_millis();
         let mut instance = LoadedInstance {
@@ -174,6 +187,7 @@ impl Runtime {
                 description: String::new(),
                 secrets: vec![],
                 hosts: vec![],
+                host_settings: vec![],
                 settings: vec![],
             },
             loaded_at,
@@ -183,18 +197,8 @@ impl Runtime {
             .describe(&instance)
             .await
             .map_err(|e| anyhow::anyhow!("plugin `{name}`: describe() failed: {e}"))?;
-        grants::check(plugin, &info)?;
         instance.info = info;
-        tracing::info!(
-            instance = %name,
-            plugin = %instance.info.name,
-            version = %instance.info.version,
-            hash = %&instance.component.hash[..12],
-            cached = instance.component.from_cache,
-            trigger,
-            "plugin loaded"
-        );
-        Ok(Arc::new(instance))
+        Ok(instance)
     }
 
     async fn describe(self: &Arc<Self>, instance: &LoadedInstance) -> Result<PluginInfo, CallFailure> {
@@ -208,13 +212,9 @@ impl Runtime {
                         wasm.get_typed_func::<HandleParams<'_>, HandleResults>(&mut *store, handle).map_err(|e| {
                             wasmtime::Error::msg(format!("the `handle` export does not match the provider world: {e}"))
                         })?;
-                        let b = Provider::new(&mut *store, &wasm)?;
-                        b.payhost_gateway_plugin().call_describe(&mut *store).await
+                        pre.bindings(&mut *store, &wasm)?.describe(&mut *store).await
                     }
-                    Pre::PaymentSystem(pre) => {
-                        let b = pre.instantiate_async(&mut *store).await?;
-                        b.payhost_gateway_processor().call_describe(&mut *store).await
-                    }
+                    Pre::PaymentSystem(pre) => pre.instantiate_async(&mut *store).await?.describe(&mut *store).await,
                 }
             })
         })
@@ -268,16 +268,49 @@ fn handle_export(component: &component::LoadedComponent) -> Result<ComponentExpo
         .with_context(|| format!("the component exports no `handle` function in {interface}"))
 }
 
-fn provider_linker(engine: &Engine) -> Result<Linker<PluginState>> {
-    let mut linker = Linker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-    Provider::add_to_linker::<PluginState, wasmtime::component::HasSelf<PluginState>>(&mut linker, |s| s)?;
-    Ok(linker)
+/// Refuses an instance whose plugin needs a secret, host or setting the config does not
+/// grant (every such grant named); reports grants the plugin never declared.
+fn check_grants(plugin: &PluginConfig, info: &PluginInfo) -> Result<()> {
+    let problems = grants::missing(plugin, info);
+    if !problems.is_empty() {
+        bail!("{}", problems.join("\n"));
+    }
+    for warning in grants::undeclared(plugin, info) {
+        tracing::warn!(instance = %plugin.name, "{warning}");
+    }
+    Ok(())
 }
 
-fn payment_system_linker(engine: &Engine) -> Result<Linker<PluginState>> {
-    let mut linker = Linker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-    PaymentSystem::add_to_linker::<PluginState, wasmtime::component::HasSelf<PluginState>>(&mut linker, |s| s)?;
-    Ok(linker)
+/// One linker per served contract and world.
+struct Linkers {
+    provider: Linker<PluginState>,
+    payment_system: Linker<PluginState>,
+    provider_v0_1: Linker<PluginState>,
+    payment_system_v0_1: Linker<PluginState>,
+}
+
+impl Linkers {
+    fn new(engine: &Engine) -> Result<Self> {
+        let with_wasi = |add: fn(&mut Linker<PluginState>) -> wasmtime::Result<()>| -> Result<Linker<PluginState>> {
+            let mut linker = Linker::new(engine);
+            wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+            add(&mut linker)?;
+            Ok(linker)
+        };
+        Ok(Self {
+            provider: with_wasi(|l| Provider::add_to_linker::<PluginState, HasSelf<PluginState>>(l, |s| s))?,
+            payment_system: with_wasi(|l| PaymentSystem::add_to_linker::<PluginState, HasSelf<PluginState>>(l, |s| s))?,
+            provider_v0_1: with_wasi(|l| since_v0_1::Provider::add_to_linker::<PluginState, HasSelf<PluginState>>(l, |s| s))?,
+            payment_system_v0_1: with_wasi(|l| since_v0_1::PaymentSystem::add_to_linker::<PluginState, HasSelf<PluginState>>(l, |s| s))?,
+        })
+    }
+
+    fn get(&self, contract: Contract, world: WorldKind) -> &Linker<PluginState> {
+        match (contract, world) {
+            (Contract::V0_2, WorldKind::Provider) => &self.provider,
+            (Contract::V0_2, WorldKind::PaymentSystem) => &self.payment_system,
+            (Contract::V0_1, WorldKind::Provider) => &self.provider_v0_1,
+            (Contract::V0_1, WorldKind::PaymentSystem) => &self.payment_system_v0_1,
+        }
+    }
 }

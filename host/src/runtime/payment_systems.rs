@@ -15,28 +15,28 @@ use crate::wit::types::Request;
 impl PaymentSystems for Runtime {
     async fn start_checkout(self: Arc<Self>, system: &str, request_id: &str, req: CheckoutRequest) -> ProcessorResult<Checkout> {
         self.call_processor(system, request_id, move |store, ps| {
-            Box::pin(async move { ps.payhost_gateway_processor().call_start_checkout(store, &req).await })
+            Box::pin(async move { ps.start_checkout(store, req).await })
         })
         .await
     }
 
     async fn charge(self: Arc<Self>, system: &str, request_id: &str, req: ChargeRequest) -> ProcessorResult<PaymentEvent> {
         self.call_processor(system, request_id, move |store, ps| {
-            Box::pin(async move { ps.payhost_gateway_processor().call_charge(store, &req).await })
+            Box::pin(async move { ps.charge(store, req).await })
         })
         .await
     }
 
     async fn lookup(self: Arc<Self>, system: &str, request_id: &str, external_id: String) -> ProcessorResult<PaymentEvent> {
         self.call_processor(system, request_id, move |store, ps| {
-            Box::pin(async move { ps.payhost_gateway_processor().call_lookup_payment(store, &external_id).await })
+            Box::pin(async move { ps.lookup_payment(store, &external_id).await })
         })
         .await
     }
 
     async fn refund(self: Arc<Self>, system: &str, request_id: &str, external_id: String, amount: Option<String>) -> ProcessorResult<RefundResult> {
         self.call_processor(system, request_id, move |store, ps| {
-            Box::pin(async move { ps.payhost_gateway_processor().call_refund(store, &external_id, amount.as_deref()).await })
+            Box::pin(async move { ps.refund(store, &external_id, amount.as_deref()).await })
         })
         .await
     }
@@ -44,7 +44,7 @@ impl PaymentSystems for Runtime {
     async fn parse_webhook(self: Arc<Self>, system: &str, request: Request) -> ProcessorResult<Webhook> {
         let request_id = request.id.clone();
         self.call_processor(system, &request_id, move |store, ps| {
-            Box::pin(async move { ps.payhost_gateway_processor().call_parse_webhook(store, &request).await })
+            Box::pin(async move { ps.parse_webhook(store, request).await })
         })
         .await
     }

@@ -73,6 +73,7 @@ impl<'a> Netflix<'a> {
             url: format!("{}{}", self.config.api_base_url, path),
             headers,
             secret_headers: Vec::new(),
+            secret_query: vec![],
             body: body.unwrap_or_default(),
             timeout_ms: Some(self.config.http_timeout_ms),
         };

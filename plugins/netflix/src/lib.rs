@@ -42,6 +42,7 @@ impl payhost_sdk::Plugin for NetflixPlugin {
             secrets: vec![config::PARTNER_KEY_SECRET.into(), config::ADMIN_TOKEN_SECRET.into()],
             // The Netflix host comes from `api_base_url`; the operator grants it.
             hosts: vec![],
+            host_settings: vec!["api_base_url".into()],
             settings: config::setting_specs(),
         }
     }

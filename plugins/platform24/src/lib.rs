@@ -53,6 +53,7 @@ impl payhost_sdk::Plugin for Platform24 {
             secrets: vec![security::SECRET.into()],
             // Platform24's host comes from `platform_url`; the operator grants it.
             hosts: vec![],
+            host_settings: vec!["platform_url".into()],
             settings: config::specs(),
         }
     }

@@ -8,11 +8,14 @@
 pub mod bindings;
 pub mod calendar;
 pub mod hex;
+pub mod host;
 pub mod http;
 pub mod pct;
 pub mod php;
 pub mod query;
 pub mod records;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
 
 pub use bindings::exports::payhost::gateway::events::Guest as Events;
 pub use bindings::exports::payhost::gateway::plugin::Guest as Plugin;
@@ -22,6 +25,8 @@ pub use bindings::payhost::gateway::{
 };
 pub use bindings::export_provider;
 pub use bindings::payment_system::export_payment_system;
+pub use bindings::payment_system::exports::payhost::gateway::processor::{Guest as Processor, Webhook};
+pub use host::{Host, WasmHost};
 pub use http::{Request, Response};
 
 /// Version of the WIT package these bindings were generated from.

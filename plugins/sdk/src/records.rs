@@ -2,8 +2,9 @@
 //! two calls racing on one record (a replayed redirect, a payment event racing the
 //! buyer's return, two polls) never overwrite each other's work.
 //!
-//! The helpers work on any [`RecordStore`]: [`HostStore`] is the instance's own store
-//! (the `store` import); plugin unit tests pass an in-memory double.
+//! The helpers work on any [`RecordStore`]: every [`crate::Host`] is one (plugin unit
+//! tests pass `crate::testing::FakeHost`), and [`HostStore`] is the instance's own store
+//! for code that does not take a host.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -30,6 +31,18 @@ impl RecordStore for HostStore {
 
     fn compare_and_swap(&self, key: &str, expected: Option<&[u8]>, new: &[u8]) -> Result<bool, String> {
         store::compare_and_swap(key, expected, new).map_err(|e| store_error(key, e))
+    }
+}
+
+/// Any host: flows written against `crate::Host` keep records through it, so they run
+/// against `crate::testing::FakeHost` too.
+impl<H: crate::Host + ?Sized> RecordStore for H {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        self.store_get(key).map_err(|e| store_error(key, e))
+    }
+
+    fn compare_and_swap(&self, key: &str, expected: Option<&[u8]>, new: &[u8]) -> Result<bool, String> {
+        self.store_compare_and_swap(key, expected, new).map_err(|e| store_error(key, e))
     }
 }
 

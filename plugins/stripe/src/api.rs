@@ -134,6 +134,7 @@ fn send(config: &Config, method: &str, path: &str, headers: Vec<(String, String)
         url: format!("{}{path}", config.api_base_url),
         headers,
         secret_headers: vec![("authorization".into(), format!("Bearer {{{SECRET_KEY}}}"))],
+        secret_query: vec![],
         body,
         timeout_ms: None,
     };

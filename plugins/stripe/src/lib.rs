@@ -62,6 +62,7 @@ impl Guest for Stripe {
             description: "Stripe Checkout, signed webhooks, off-session charges and refunds".into(),
             secrets: vec![api::SECRET_KEY.into(), webhook::WEBHOOK_SECRET.into()],
             hosts: vec![],
+            host_settings: vec![config::API_BASE_URL.into()],
             settings: config::Config::specs(),
         }
     }

@@ -1,4 +1,4 @@
-//! The template plugin: copy this crate to start a new gateway.
+//! The template plugin: one route per host capability (`payhost plugin new` starts a new gateway).
 //!
 //! Each route shows one host capability, so the host's end-to-end tests can drive every
 //! import through a real component, and a plugin author sees the whole API in one page:
@@ -13,7 +13,7 @@
 //! | `POST /base64` | base64 of the body |
 //! | `GET/PUT/DELETE /store/KEY`, `GET /store?prefix=` | the instance's durable store |
 //! | `POST /cas/KEY?expect=OLD` | compare-and-swap |
-//! | `GET /fetch?url=URL` | outbound HTTP (allow-listed hosts only) |
+//! | `GET /fetch?url=URL[&token_secret=NAME]` | outbound HTTP (allow-listed hosts only); with `token_secret`, `token={NAME}` is a secret query parameter |
 //! | `GET /now` | the host clock |
 //! | `GET /settings` | the instance's settings |
 //! | `POST /credit`, `/debit` (JSON) and `GET /balance?account=` | the ledger |
@@ -41,6 +41,7 @@ impl payhost_sdk::Plugin for Template {
             description: "Shows every host capability; copy it to start a gateway".into(),
             secrets: vec![],
             hosts: vec![],
+            host_settings: vec![],
             settings: vec![SettingSpec {
                 name: "greeting".into(),
                 required: false,
@@ -129,7 +130,7 @@ impl payhost_sdk::Plugin for Template {
                     Err(e) => Response::error(500, &format!("{e:?}")),
                 }
             }
-            ("GET", ["fetch"]) => fetch(query.require("url")?),
+            ("GET", ["fetch"]) => fetch(query.require("url")?, query.get("token_secret")),
             ("GET", ["now"]) => {
                 let now = clock::now();
                 Response::json(200, &json!({ "seconds": now.seconds, "nanoseconds": now.nanoseconds }))
@@ -228,12 +229,13 @@ fn hex_answer(result: Result<Vec<u8>, signing::Error>) -> Response {
     }
 }
 
-fn fetch(url: &str) -> Response {
+fn fetch(url: &str, token_secret: Option<&str>) -> Response {
     let req = outbound::Request {
         method: "GET".into(),
         url: url.into(),
         headers: vec![],
         secret_headers: vec![],
+        secret_query: token_secret.map(|name| ("token".to_string(), format!("{{{name}}}"))).into_iter().collect(),
         body: vec![],
         timeout_ms: Some(5_000),
     };

@@ -28,7 +28,7 @@ fn token_message(reference: &str) -> String {
 
 /// The absolute return URL for an attempt's reference.
 pub fn return_url(host: &dyn Host, public_url: &str, reference: &str) -> Result<String, String> {
-    let token = hex::encode(&host.hmac(token_message(reference).as_bytes())?);
+    let token = hex::encode(&crate::host::sign(host, token_message(reference).as_bytes())?);
     Ok(format!("{public_url}/return?{}", query::encode(&[("ref", reference), ("t", &token)])))
 }
 
@@ -37,7 +37,7 @@ pub fn handle(host: &dyn Host, cfg: &Config, params: &Params, request_id: &str) 
         return Ok(pages::error(400, "Incomplete return link", "The link lacks its payment reference.", request_id));
     };
     let valid = match hex::decode(token) {
-        Some(expected) => host.verify_hmac(token_message(reference).as_bytes(), &expected)?,
+        Some(expected) => crate::host::verify(host, token_message(reference).as_bytes(), &expected)?,
         None => false,
     };
     let parsed = ids::parse_order_reference(reference);

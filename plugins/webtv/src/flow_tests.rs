@@ -3,56 +3,57 @@
 
 use crate::events::on_payment_event;
 use crate::testing::*;
+use payhost_sdk::Host;
 use payhost_sdk::payments::PaymentStatus;
 
-fn balance_host() -> FakeHost {
-    FakeHost::new(&[("max_failures", "3"), ("retry_after_seconds", "3600")])
+fn balance_host() -> TestHost {
+    test_host(&[("max_failures", "3"), ("retry_after_seconds", "3600")])
 }
 
-fn card_host() -> FakeHost {
-    FakeHost::new(&[("payment_method", "card"), ("public_url", "https://pay.example.com/webtv")])
+fn card_host() -> TestHost {
+    test_host(&[("payment_method", "card"), ("public_url", "https://pay.example.com/webtv")])
 }
 
 #[test]
 fn balance_payment_succeeds_once_and_replays_the_same_redirect() {
     let host = balance_host();
-    host.fund("7", "20.00");
+    host.fund_wallet("7", "20.00");
     let order = WebTvOrder::new("99", "10.50");
     let first = host.get("/", &order.query());
     let r = webtv_return(&first);
     assert_eq!((r.get("iq"), r.get("tp"), r.get("status"), r.get("status_msg")), ("99", "gid_3-step_2", "SUCCESS", ""));
     assert!(r.get("transaction").starts_with("ltx_"));
-    assert_eq!(host.balance("7"), "9.50");
+    assert_eq!(host.wallet("7"), "9.50");
 
     let replay = host.get("/", &order.query());
     assert_eq!(replay.headers, first.headers, "a replay answers the same redirect");
-    assert_eq!(host.balance("7"), "9.50");
-    assert_eq!(host.charge_calls.borrow().len(), 1);
+    assert_eq!(host.wallet("7"), "9.50");
+    assert_eq!(host.payments().charge_calls.borrow().len(), 1);
 }
 
 #[test]
 fn not_enough_money_is_an_error_and_a_later_attempt_can_pay() {
     let host = balance_host();
-    host.fund("7", "5.00");
+    host.fund_wallet("7", "5.00");
     let order = WebTvOrder::new("100", "10.50");
     let r = webtv_return(&host.get("/", &order.query()));
     assert_eq!(r.get("status"), "ERROR");
     assert_eq!(r.get("status_msg"), "insufficient funds: balance 5.00 USD");
     assert_eq!(r.get("transaction"), "");
-    assert_eq!(host.balance("7"), "5.00");
+    assert_eq!(host.wallet("7"), "5.00");
 
-    host.fund("7", "10.00");
+    host.fund_wallet("7", "10.00");
     let r = webtv_return(&host.get("/", &order.query()));
     assert_eq!(r.get("status"), "SUCCESS");
-    assert_eq!(host.balance("7"), "4.50");
-    let references: Vec<String> = host.charge_calls.borrow().iter().map(|(_, r, _)| r.clone()).collect();
+    assert_eq!(host.wallet("7"), "4.50");
+    let references: Vec<String> = host.payments().charge_calls.borrow().iter().map(|(_, r, _)| r.clone()).collect();
     assert_eq!(references, vec!["webtv-3-100-a1", "webtv-3-100-a2"]);
 }
 
 #[test]
 fn a_bad_or_missing_signature_gets_a_page_not_a_redirect() {
     let host = balance_host();
-    host.fund("7", "100");
+    host.fund_wallet("7", "100");
     let order = WebTvOrder::new("101", "10.50");
     let tampered = order.query().replace("amount=10.50", "amount=0.50");
     let page = host.get("/", &tampered);
@@ -67,14 +68,14 @@ fn a_bad_or_missing_signature_gets_a_page_not_a_redirect() {
     let page = host.get("/", "id_gateway=3");
     assert_eq!(page.status, 400);
     assert!(body(&page).contains("id_order, amount, currency_code, order_number, signature, id_user"));
-    assert!(host.charge_calls.borrow().is_empty());
-    assert_eq!(host.balance("7"), "100");
+    assert!(host.payments().charge_calls.borrow().is_empty());
+    assert_eq!(host.wallet("7"), "100");
 }
 
 #[test]
 fn unicode_and_slashes_are_signed_like_php() {
     let host = balance_host();
-    host.fund("7", "100");
+    host.fund_wallet("7", "100");
     let mut order = WebTvOrder::new("7/8", "1");
     order.order_number = "Заказ №5/7 😀".into();
     order.items = vec![WebTvItem::monthly("Пакет/ÄÖÜ", "9.99", START + DAY)];
@@ -88,7 +89,7 @@ fn unicode_and_slashes_are_signed_like_php() {
 #[test]
 fn recurring_items_one_bad_one_good() {
     let host = balance_host();
-    host.fund("7", "100");
+    host.fund_wallet("7", "100");
     let mut order = WebTvOrder::new("102", "10");
     let mut bad = WebTvItem::monthly("SILVER", "4.99", START + DAY);
     bad.signed_amount = Some("0.99".into());
@@ -111,7 +112,7 @@ fn recurring_items_one_bad_one_good() {
 #[test]
 fn the_floatval_amount_is_what_gets_signed_and_charged() {
     let host = balance_host();
-    host.fund("7", "100");
+    host.fund_wallet("7", "100");
     let mut order = WebTvOrder::new("103", "1");
     // 14 significant digits: PHP signs both as "9.99"; the signed text is what we charge.
     let mut item = WebTvItem::monthly("G", "9.989999999999999", START);
@@ -120,22 +121,22 @@ fn the_floatval_amount_is_what_gets_signed_and_charged() {
     let r = webtv_return(&host.get("/", &order.query()));
     assert_eq!(r.get("rp_0_status"), "Active");
     host.fire_due_timers();
-    assert_eq!(host.charge_calls.borrow().last().unwrap().2, "9.99");
+    assert_eq!(host.payments().charge_calls.borrow().last().unwrap().2, "9.99");
 }
 
 #[test]
 fn trial_has_no_transaction_and_charges_later() {
     let host = balance_host();
-    host.fund("7", "30");
+    host.fund_wallet("7", "30");
     let mut order = WebTvOrder::new("104", "0");
     order.items = vec![WebTvItem::monthly("GOLD", "10", START + 14 * DAY)];
     let r = webtv_return(&host.get("/", &order.query()));
     assert_eq!((r.get("status"), r.get("transaction")), ("SUCCESS", "N/A"));
-    assert!(host.charge_calls.borrow().is_empty());
+    assert!(host.payments().charge_calls.borrow().is_empty());
     host.run_days(13);
-    assert_eq!(host.balance("7"), "30");
+    assert_eq!(host.wallet("7"), "30");
     host.run_days(1);
-    assert_eq!(host.balance("7"), "20");
+    assert_eq!(host.wallet("7"), "20");
 }
 
 #[test]
@@ -149,20 +150,20 @@ fn zero_amount_without_recurring_items_is_refused() {
 #[test]
 fn schedule_charges_every_period_and_rp_status_follows() {
     let host = balance_host();
-    host.fund("7", "100");
+    host.fund_wallet("7", "100");
     let mut order = WebTvOrder::new("106", "10");
     order.items = vec![WebTvItem::monthly("GOLD", "10", START + DAY)];
     let r = webtv_return(&host.get("/", &order.query()));
     let profile = r.get("rp_0_profile_id").to_string();
-    assert_eq!(host.balance("7"), "90");
+    assert_eq!(host.wallet("7"), "90");
     host.run_days(1);
-    assert_eq!(host.balance("7"), "80");
-    let paid_at = host.now.get();
+    assert_eq!(host.wallet("7"), "80");
+    let paid_at = host.now().seconds;
     host.run_days(29);
-    assert_eq!(host.balance("7"), "80", "the second period is not due yet");
+    assert_eq!(host.wallet("7"), "80", "the second period is not due yet");
     host.run_days(3);
-    assert_eq!(host.balance("7"), "70");
-    let references: Vec<String> = host.charge_calls.borrow().iter().map(|(_, r, _)| r.clone()).collect();
+    assert_eq!(host.wallet("7"), "70");
+    let references: Vec<String> = host.payments().charge_calls.borrow().iter().map(|(_, r, _)| r.clone()).collect();
     assert_eq!(references[1..], [format!("{profile}-p0"), format!("{profile}-p1")]);
     let status = body(&host.get("/", &action_query("rp_status", &profile)));
     let v: serde_json::Value = serde_json::from_str(&status).unwrap();
@@ -175,11 +176,11 @@ fn schedule_charges_every_period_and_rp_status_follows() {
 #[test]
 fn failures_retry_then_suspend() {
     let host = balance_host();
-    host.fund("7", "10");
+    host.fund_wallet("7", "10");
     let mut order = WebTvOrder::new("107", "10");
     order.items = vec![WebTvItem::monthly("GOLD", "10", START + DAY)];
     let profile = webtv_return(&host.get("/", &order.query())).get("rp_0_profile_id").to_string();
-    assert_eq!(host.balance("7"), "0");
+    assert_eq!(host.wallet("7"), "0");
     host.advance(DAY);
     host.fire_due_timers();
     host.advance(3600);
@@ -190,26 +191,26 @@ fn failures_retry_then_suspend() {
     host.fire_due_timers();
     let v: serde_json::Value = serde_json::from_str(&body(&host.get("/", &action_query("rp_status", &profile)))).unwrap();
     assert_eq!((v["status"].as_str(), v["next_payment_date"].as_i64()), (Some("Suspended"), Some(0)));
-    let references: Vec<String> = host.charge_calls.borrow().iter().map(|(_, r, _)| r.clone()).collect();
+    let references: Vec<String> = host.payments().charge_calls.borrow().iter().map(|(_, r, _)| r.clone()).collect();
     assert_eq!(references[1..], [format!("{profile}-p0"), format!("{profile}-p0-r1"), format!("{profile}-p0-r2")]);
-    host.fund("7", "100");
+    host.fund_wallet("7", "100");
     host.run_days(60);
-    assert_eq!(host.balance("7"), "100", "a suspended profile is not charged");
+    assert_eq!(host.wallet("7"), "100", "a suspended profile is not charged");
 }
 
 #[test]
 fn cancel_stops_charges_and_answers_like_php() {
     let host = balance_host();
-    host.fund("7", "100");
+    host.fund_wallet("7", "100");
     let mut order = WebTvOrder::new("108", "10");
     order.items = vec![WebTvItem::monthly("GOLD", "10", START + DAY)];
     let profile = webtv_return(&host.get("/", &order.query())).get("rp_0_profile_id").to_string();
     host.run_days(2);
-    assert_eq!(host.balance("7"), "80");
+    assert_eq!(host.wallet("7"), "80");
     assert_eq!(body(&host.get("/", &action_query("rp_cancel", &profile))), r#"{"status":"Cancelled"}"#);
     assert_eq!(body(&host.get("/", &action_query("rp_cancel", &profile))), r#"{"status":"Cancelled"}"#);
     host.run_days(90);
-    assert_eq!(host.balance("7"), "80");
+    assert_eq!(host.wallet("7"), "80");
     let v: serde_json::Value = serde_json::from_str(&body(&host.get("/", &action_query("rp_status", &profile)))).unwrap();
     assert_eq!(v["status"], "Cancelled");
     assert_eq!(v["next_payment_date"], 0);
@@ -228,33 +229,33 @@ fn rp_actions_check_signatures() {
 #[test]
 fn a_retried_timer_does_not_charge_twice() {
     let host = balance_host();
-    host.fund("7", "100");
+    host.fund_wallet("7", "100");
     let mut order = WebTvOrder::new("109", "10");
     order.items = vec![WebTvItem::monthly("GOLD", "10", START + DAY)];
     webtv_return(&host.get("/", &order.query()));
-    let timer = host.timers.borrow().keys().next().unwrap().clone();
+    let timer = host.timers().keys().next().unwrap().clone();
     host.advance(DAY);
     let cfg = host.cfg();
     crate::recurring::on_timer(&host, &cfg, &timer).unwrap();
     // The host fires the same timer again: the profile has moved on, so it only sets
     // the current timer again.
     crate::recurring::on_timer(&host, &cfg, &timer).unwrap();
-    assert_eq!(host.balance("7"), "80");
-    assert_eq!(host.charge_calls.borrow().len(), 2);
-    assert!(host.timers.borrow().contains_key("rp-3-109-0/t1"));
+    assert_eq!(host.wallet("7"), "80");
+    assert_eq!(host.payments().charge_calls.borrow().len(), 2);
+    assert!(host.timers().contains_key("rp-3-109-0/t1"));
 }
 
 #[test]
 fn a_charge_whose_result_was_lost_is_asked_again_with_its_reference() {
     let host = balance_host();
-    host.fund("7", "100");
+    host.fund_wallet("7", "100");
     let mut order = WebTvOrder::new("112", "10");
     order.items = vec![WebTvItem::monthly("GOLD", "10", START + DAY)];
     webtv_return(&host.get("/", &order.query()));
     host.advance(DAY);
     // The system took the money but its answer never arrived.
     let profile: crate::profile::Profile =
-        serde_json::from_slice(&host.store.borrow()["profile/rp-3-112-0"]).unwrap();
+        serde_json::from_slice(&host.stored("profile/rp-3-112-0").unwrap()).unwrap();
     let reference = profile.charge_reference();
     crate::host::Host::charge(&host, "balance", &payhost_sdk::payments::ChargeRequest {
         amount: "10".into(),
@@ -265,38 +266,38 @@ fn a_charge_whose_result_was_lost_is_asked_again_with_its_reference() {
         saved_method: None,
     })
     .unwrap();
-    assert_eq!(host.balance("7"), "80");
+    assert_eq!(host.wallet("7"), "80");
     host.fire_due_timers();
-    assert_eq!(host.balance("7"), "80", "the timer's charge is the same payment");
-    let calls: Vec<String> = host.charge_calls.borrow().iter().map(|(_, r, _)| r.clone()).collect();
+    assert_eq!(host.wallet("7"), "80", "the timer's charge is the same payment");
+    let calls: Vec<String> = host.payments().charge_calls.borrow().iter().map(|(_, r, _)| r.clone()).collect();
     assert_eq!(calls[1..], [reference.clone(), reference]);
 }
 
 #[test]
 fn an_unavailable_system_keeps_the_attempt_open() {
     let host = balance_host();
-    host.fund("7", "100");
+    host.fund_wallet("7", "100");
     let order = WebTvOrder::new("110", "10");
-    host.unavailable.set(true);
+    host.payments().unavailable.set(true);
     let page = host.get("/", &order.query());
     assert_eq!(page.status, 200);
     assert!(body(&page).contains("refresh"));
-    host.unavailable.set(false);
+    host.payments().unavailable.set(false);
     let r = webtv_return(&host.get("/", &order.query()));
     assert_eq!(r.get("status"), "SUCCESS");
-    let references: Vec<String> = host.charge_calls.borrow().iter().map(|(_, r, _)| r.clone()).collect();
+    let references: Vec<String> = host.payments().charge_calls.borrow().iter().map(|(_, r, _)| r.clone()).collect();
     assert_eq!(references, vec!["webtv-3-110-a1", "webtv-3-110-a1"], "the same reference is re-driven");
-    assert_eq!(host.balance("7"), "90");
+    assert_eq!(host.wallet("7"), "90");
 }
 
 #[test]
 fn a_replay_with_another_amount_is_a_conflict() {
     let host = balance_host();
-    host.fund("7", "100");
+    host.fund_wallet("7", "100");
     webtv_return(&host.get("/", &WebTvOrder::new("111", "10").query()));
     let page = host.get("/", &WebTvOrder::new("111", "1").query());
     assert_eq!(page.status, 409);
-    assert_eq!(host.balance("7"), "90");
+    assert_eq!(host.wallet("7"), "90");
 }
 
 #[test]
@@ -308,7 +309,7 @@ fn hosted_checkout_event_then_return() {
     assert_eq!(page.status, 302);
     let location = page.headers.iter().find(|(k, _)| k == "location").unwrap().1.clone();
     assert_eq!(location, "https://pay.example/cs_1");
-    let checkout = host.checkouts.borrow()["cs_1"].clone();
+    let checkout = host.payments().checkouts.borrow()["cs_1"].clone();
     assert!(checkout.save_card);
     assert_eq!(checkout.reference, "webtv-3-200-a1");
     assert!(checkout.return_url.starts_with("https://pay.example.com/webtv/return?ref=webtv-3-200-a1&t="));
@@ -316,7 +317,7 @@ fn hosted_checkout_event_then_return() {
     // Replayed before paying: back to the same page, no second checkout.
     let again = host.get("/", &order.query());
     assert_eq!(again.headers.iter().find(|(k, _)| k == "location").unwrap().1, location);
-    assert_eq!(host.checkouts.borrow().len(), 1);
+    assert_eq!(host.payments().checkouts.borrow().len(), 1);
 
     let event = host.finish_checkout("cs_1", true);
     on_payment_event(&host, &host.cfg(), event.clone()).unwrap();
@@ -328,9 +329,9 @@ fn hosted_checkout_event_then_return() {
 
     // Recurring charges use the saved card.
     host.run_days(31);
-    let calls = host.charge_calls.borrow().clone();
+    let calls = host.payments().charge_calls.borrow().clone();
     assert_eq!(calls, vec![("card".to_string(), "rp-3-200-0-p0".to_string(), "9.99".to_string())]);
-    assert!(host.refunds.borrow().is_empty());
+    assert!(host.payments().refunds.borrow().is_empty());
 }
 
 #[test]
@@ -338,7 +339,7 @@ fn hosted_return_before_the_event_uses_lookup_or_waits() {
     let host = card_host();
     let order = WebTvOrder::new("201", "5");
     host.get("/", &order.query());
-    let checkout = host.checkouts.borrow()["cs_1"].clone();
+    let checkout = host.payments().checkouts.borrow()["cs_1"].clone();
     let query = checkout.return_url.split_once('?').unwrap().1.to_string();
 
     let page = host.get("/return", &query);
@@ -360,13 +361,13 @@ fn hosted_decline_then_a_new_attempt() {
     let event = host.finish_checkout("cs_1", false);
     assert_eq!(event.status, PaymentStatus::Failed);
     on_payment_event(&host, &host.cfg(), event).unwrap();
-    let query = host.checkouts.borrow()["cs_1"].return_url.split_once('?').unwrap().1.to_string();
+    let query = host.payments().checkouts.borrow()["cs_1"].return_url.split_once('?').unwrap().1.to_string();
     let r = webtv_return(&host.get("/return", &query));
     assert_eq!((r.get("status"), r.get("status_msg")), ("ERROR", "Your card was declined"));
 
     let page = host.get("/", &order.query());
     assert_eq!(page.headers.iter().find(|(k, _)| k == "location").unwrap().1, "https://pay.example/cs_2");
-    assert_eq!(host.checkouts.borrow()["cs_2"].reference, "webtv-3-202-a2");
+    assert_eq!(host.payments().checkouts.borrow()["cs_2"].reference, "webtv-3-202-a2");
 }
 
 #[test]
@@ -383,7 +384,7 @@ fn a_forged_return_link_is_refused() {
 fn the_buyer_can_give_up_a_pending_checkout() {
     let host = card_host();
     host.get("/", &WebTvOrder::new("204", "5").query());
-    let query = host.checkouts.borrow()["cs_1"].return_url.split_once('?').unwrap().1.to_string();
+    let query = host.payments().checkouts.borrow()["cs_1"].return_url.split_once('?').unwrap().1.to_string();
     let r = webtv_return(&host.get("/return", &format!("{query}&cancel=1")));
     assert_eq!((r.get("status"), r.get("status_msg")), ("ERROR", crate::checkout_return::CANCELLED_BY_BUYER));
 }
@@ -393,7 +394,7 @@ fn a_second_paid_attempt_is_refunded() {
     let host = card_host();
     let order = WebTvOrder::new("205", "5");
     host.get("/", &order.query());
-    let query = host.checkouts.borrow()["cs_1"].return_url.split_once('?').unwrap().1.to_string();
+    let query = host.payments().checkouts.borrow()["cs_1"].return_url.split_once('?').unwrap().1.to_string();
     webtv_return(&host.get("/return", &format!("{query}&cancel=1")));
     host.get("/", &order.query());
     let second = host.finish_checkout("cs_2", true);
@@ -401,7 +402,7 @@ fn a_second_paid_attempt_is_refunded() {
     // The first page was paid after all, in another tab.
     let first = host.finish_checkout("cs_1", true);
     on_payment_event(&host, &host.cfg(), first).unwrap();
-    assert_eq!(*host.refunds.borrow(), vec!["pi_cs_1".to_string()]);
+    assert_eq!(*host.payments().refunds.borrow(), vec!["pi_cs_1".to_string()]);
     let r = webtv_return(&host.get("/", &order.query()));
     assert_eq!(r.get("transaction"), "pi_cs_2");
 }
@@ -412,7 +413,7 @@ fn a_card_that_was_not_saved_fails_the_items_only() {
     let mut order = WebTvOrder::new("206", "5");
     order.items = vec![WebTvItem::monthly("GOLD", "9.99", START + DAY)];
     host.get("/", &order.query());
-    host.checkouts.borrow_mut().get_mut("cs_1").unwrap().save_card = false;
+    host.payments().checkouts.borrow_mut().get_mut("cs_1").unwrap().save_card = false;
     let event = host.finish_checkout("cs_1", true);
     on_payment_event(&host, &host.cfg(), event).unwrap();
     let r = webtv_return(&host.get("/", &order.query()));
@@ -428,17 +429,17 @@ fn recurring_card_declines_suspend_after_the_limit() {
     host.get("/", &order.query());
     let event = host.finish_checkout("cs_1", true);
     on_payment_event(&host, &host.cfg(), event).unwrap();
-    host.card_declines.set(true);
+    host.payments().card_declines.set(true);
     host.run_days(4);
     let v: serde_json::Value = serde_json::from_str(&body(&host.get("/", &action_query("rp_status", "rp-3-207-0")))).unwrap();
     assert_eq!(v["status"], "Suspended");
-    assert_eq!(host.charge_calls.borrow().len(), 3);
+    assert_eq!(host.payments().charge_calls.borrow().len(), 3);
 }
 
 #[test]
 fn a_past_first_payment_date_fails_that_item() {
     let host = balance_host();
-    host.fund("7", "100");
+    host.fund_wallet("7", "100");
     let mut order = WebTvOrder::new("208", "1");
     order.items = vec![WebTvItem::monthly("GOLD", "9.99", START - 40 * DAY)];
     let r = webtv_return(&host.get("/", &order.query()));
@@ -447,34 +448,34 @@ fn a_past_first_payment_date_fails_that_item() {
 
 #[test]
 fn currencies_outside_the_list_are_refused() {
-    let host = FakeHost::new(&[("currency", "EUR")]);
-    host.fund("7", "100");
+    let host = test_host(&[("currency", "EUR")]);
+    host.fund_wallet("7", "100");
     let r = webtv_return(&host.get("/", &WebTvOrder::new("209", "1").query()));
     assert_eq!((r.get("status"), r.get("status_msg")), ("ERROR", "Currency USD is not accepted"));
-    assert_eq!(host.balance("7"), "100");
+    assert_eq!(host.wallet("7"), "100");
 }
 
 #[test]
 fn the_account_prefix_names_the_ledger_account() {
-    let host = FakeHost::new(&[("account_prefix", "webtv-")]);
-    host.fund("webtv-7", "100");
+    let host = test_host(&[("account_prefix", "webtv-")]);
+    host.fund_wallet("webtv-7", "100");
     let r = webtv_return(&host.get("/", &WebTvOrder::new("210", "1").query()));
     assert_eq!(r.get("status"), "SUCCESS");
-    assert_eq!(host.balance("webtv-7"), "99");
+    assert_eq!(host.wallet("webtv-7"), "99");
 }
 
 #[test]
 fn a_lost_timer_is_set_again_by_a_stale_one() {
     let host = balance_host();
-    host.fund("7", "100");
+    host.fund_wallet("7", "100");
     let mut order = WebTvOrder::new("211", "1");
     order.items = vec![WebTvItem::monthly("GOLD", "10", START + DAY)];
     webtv_return(&host.get("/", &order.query()));
     host.run_days(1);
     // Simulate a crash between writing the profile and setting its next timer.
-    host.timers.borrow_mut().clear();
+    host.clear_timers();
     let cfg = host.cfg();
     crate::recurring::on_timer(&host, &cfg, "rp-3-211-0/t0").unwrap();
-    assert_eq!(host.timers.borrow().keys().cloned().collect::<Vec<_>>(), vec!["rp-3-211-0/t1".to_string()]);
-    assert_eq!(host.balance("7"), "89");
+    assert_eq!(host.timers().keys().cloned().collect::<Vec<_>>(), vec!["rp-3-211-0/t1".to_string()]);
+    assert_eq!(host.wallet("7"), "89");
 }

@@ -102,7 +102,7 @@ pub fn failed_outcome(index: usize, error: &str) -> ItemOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{md5_hex, webtv_sign, FakeHost, START};
+    use crate::testing::{md5_hex, webtv_sign, test_host, START};
 
     fn raw(sku: &str, amount: &str, period: &str, frequency: &str, first: i64) -> RawItem {
         let signature = webtv_sign(&md5_hex(format!("{sku}{}{frequency}{period}", php::floatval_string(amount)).as_bytes()));
@@ -118,7 +118,7 @@ mod tests {
     }
 
     fn check(item: RawItem) -> Item {
-        verify(&FakeHost::new(&[]), &[item], START).unwrap().remove(0)
+        verify(&test_host(&[]), &[item], START).unwrap().remove(0)
     }
 
     fn error_of(item: RawItem) -> String {

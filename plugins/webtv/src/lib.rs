@@ -12,7 +12,8 @@
 //! | `GET {mount}?action=rp_status` / `rp_cancel` | profile status / cancellation ([`rp_api`]) |
 //! | `GET {mount}/return?ref=..&t=..` | the buyer back from a hosted payment page ([`checkout_return`]) |
 //!
-//! The flows use the host only through [`host::Host`], so they are unit-tested natively.
+//! The flows use the host only through `payhost_sdk::Host` (see [`host`]), so they are
+//! unit-tested natively against `payhost_sdk::testing::FakeHost`.
 
 pub mod amount;
 pub mod checkout_return;
@@ -41,7 +42,8 @@ mod testing;
 mod flow_tests;
 
 use config::Config;
-use host::{Host, WasmHost};
+use host::Host;
+use payhost_sdk::WasmHost;
 use payhost_sdk::log::Level;
 use payhost_sdk::payments::PaymentEvent;
 use payhost_sdk::types::{PluginInfo, SettingSpec};
@@ -58,6 +60,7 @@ impl payhost_sdk::Plugin for WebTv {
             description: "WS.WebTV external payment processor: signed one-time and recurring payments".into(),
             secrets: vec![host::KEY_NAME.into()],
             hosts: vec![],
+            host_settings: vec![],
             settings: config::SETTINGS
                 .iter()
                 .map(|(name, required, description)| SettingSpec {

@@ -63,7 +63,7 @@ pub fn handle(host: &dyn Host, cfg: &Config, params: &Params, request_id: &str) 
         Ok(items) => items,
         Err(e) => return Ok(pages::error(400, "Invalid recurring payment data", &e, request_id)),
     };
-    let now = host.now();
+    let now = crate::host::now(host);
     let items = items::verify(host, &raw_items, now)?;
     let indexes = || items.iter().map(Item::index).collect::<Vec<_>>().into_iter();
     let amount = match amount::parse(&req.amount) {
@@ -241,7 +241,7 @@ fn start_checkout(host: &dyn Host, cfg: &Config, order: Order) -> Result<Respons
             return redirect_or_pending(host, cfg, &settled.unwrap_or(order));
         }
     };
-    let now = host.now();
+    let now = crate::host::now(host);
     let order = records::update(host, &order.key(), |current: Option<Order>| {
         let mut current = current.ok_or("the order vanished while its checkout started")?;
         if current.attempt != order.attempt || !matches!(current.state, OrderState::Starting { .. }) {

@@ -23,7 +23,7 @@ pub const NO_SAVED_METHOD: &str = "The payment method was not saved for recurrin
 /// Sets up a profile for every valid item of a paid order (idempotent) and returns
 /// what the return URL reports for each item.
 pub fn create_profiles(host: &dyn Host, order: &Order, payment: &Payment) -> Result<Vec<ItemOutcome>, String> {
-    let now = host.now();
+    let now = crate::host::now(host);
     order
         .items
         .iter()
@@ -89,7 +89,7 @@ fn ensure_profile(host: &dyn Host, fresh: Profile) -> Result<Profile, String> {
             .ok_or_else(|| format!("profile `{}` exists but cannot be read", fresh.id))?
     };
     if profile.needs_timer() {
-        host.schedule_timer(&profile.timer_name(), profile.next_attempt_at)?;
+        crate::host::schedule(host, &profile.timer_name(), profile.next_attempt_at)?;
     }
     Ok(profile)
 }
@@ -111,9 +111,9 @@ pub fn on_timer(host: &dyn Host, cfg: &Config, name: &str) -> Result<(), String>
         return Ok(());
     }
     if profile.timer_tick != tick {
-        return host.schedule_timer(&profile.timer_name(), profile.next_attempt_at);
+        return crate::host::schedule(host, &profile.timer_name(), profile.next_attempt_at);
     }
-    if host.now() < profile.next_attempt_at {
+    if crate::host::now(host) < profile.next_attempt_at {
         return Err(format!("timer `{name}` fired before {}", profile.next_attempt_at));
     }
     let request = ChargeRequest {
@@ -152,7 +152,7 @@ fn outcome(result: Result<PaymentEvent, PayError>) -> ChargeOutcome {
 }
 
 fn apply(host: &dyn Host, cfg: &Config, profile_id: &str, period: u32, retry: u32, outcome: &ChargeOutcome) -> Result<(), String> {
-    let now = host.now();
+    let now = crate::host::now(host);
     let policy = policy(cfg);
     let updated = records::update(host, &ids::profile_key(profile_id), |current: Option<Profile>| {
         let Some(mut profile) = current else {
@@ -183,7 +183,7 @@ fn apply(host: &dyn Host, cfg: &Config, profile_id: &str, period: u32, retry: u3
         ],
     );
     if profile.needs_timer() {
-        host.schedule_timer(&profile.timer_name(), profile.next_attempt_at)?;
+        crate::host::schedule(host, &profile.timer_name(), profile.next_attempt_at)?;
     }
     Ok(())
 }
@@ -202,7 +202,7 @@ pub fn cancel(host: &dyn Host, profile_id: &str) -> Result<Option<Profile>, Stri
     })?;
     if let Some(tick) = cancelled_tick {
         // A timer that escapes this still finds the profile cancelled and does nothing.
-        host.cancel_timer(&ids::timer_name(profile_id, tick))?;
+        crate::host::cancel(host, &ids::timer_name(profile_id, tick))?;
         host.log(Level::Info, "webtv recurring profile cancelled", &[("profile_id", profile_id)]);
     }
     Ok(profile)

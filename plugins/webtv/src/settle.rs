@@ -27,7 +27,7 @@ pub fn paid(host: &dyn Host, order_slug: &str, payment: &Payment) -> Result<Opti
         return Ok(Some(order));
     }
     let outcomes = recurring::create_profiles(host, &order, payment)?;
-    let now = host.now();
+    let now = crate::host::now(host);
     let (order, wrote) = records::update(host, &key, |current: Option<Order>| {
         let mut order = current.ok_or_else(|| format!("order `{order_slug}` vanished while being paid"))?;
         if order.is_paid() {
@@ -63,7 +63,7 @@ pub fn paid(host: &dyn Host, order_slug: &str, payment: &Payment) -> Result<Opti
 /// Ends attempt `attempt` as failed, if it is still the one in progress; returns the
 /// order as it now stands (`None` when unknown).
 pub fn failed(host: &dyn Host, order_slug: &str, attempt: u32, message: &str) -> Result<Option<Order>, String> {
-    let now = host.now();
+    let now = crate::host::now(host);
     let (order, wrote) = records::update(host, &ids::order_key(order_slug), |current: Option<Order>| {
         let Some(mut order) = current else {
             return Ok((Change::Keep, (None, false)));
@@ -98,7 +98,7 @@ fn refund_if_double(host: &dyn Host, order: &Order, payment: &Payment) {
         ("kept_transaction", transaction.as_str()),
         ("refunded_transaction", payment.transaction.as_str()),
     ];
-    match host.refund(&payment.system, &payment.transaction) {
+    match host.refund(&payment.system, &payment.transaction, None) {
         Ok(_) => host.log(Level::Warn, "webtv order paid twice; refunded the second payment", &fields),
         Err(e) => {
             let reason = payment::describe(&e);

@@ -75,25 +75,25 @@ pub fn decode_signature(text: &str) -> Option<Vec<u8>> {
 /// True when `signature` is WebTV's signature of `message`.
 pub fn verify(host: &dyn Host, message: &str, signature: &str) -> Result<bool, String> {
     match decode_signature(signature) {
-        Some(expected) => host.verify_hmac(message.as_bytes(), &expected),
+        Some(expected) => crate::host::verify(host, message.as_bytes(), &expected),
         None => Ok(false),
     }
 }
 
 /// Our signature of `message`, base64.
 pub fn sign(host: &dyn Host, message: &str) -> Result<String, String> {
-    Ok(STANDARD.encode(host.hmac(message.as_bytes())?))
+    Ok(STANDARD.encode(crate::host::sign(host, message.as_bytes())?))
 }
 
 /// True when `signature` is WebTV's signature of `md5(input)`.
 pub fn verify_digest(host: &dyn Host, input: &str, signature: &str) -> Result<bool, String> {
-    let digest = host.md5_hex(input.as_bytes())?;
+    let digest = crate::host::md5_hex(host, input.as_bytes())?;
     verify(host, &digest, signature)
 }
 
 /// Our signature of `md5(input)`, base64.
 pub fn sign_digest(host: &dyn Host, input: &str) -> Result<String, String> {
-    let digest = host.md5_hex(input.as_bytes())?;
+    let digest = crate::host::md5_hex(host, input.as_bytes())?;
     sign(host, &digest)
 }
 

@@ -1,23 +1,25 @@
-//! An in-memory host and a WebTV stand-in for the flow tests.
+//! The SDK's fake host set up for WebTV, its payment systems, and a WebTV stand-in for
+//! the flow tests.
 //!
-//! The fake host signs with its own HMAC/MD5 (independent crates), keeps the store,
-//! timers and a tiny ledger in memory, and offers two payment systems: `balance` (pays
-//! from accounts, idempotent per reference like the real one) and `card` (hosted
-//! checkouts the test completes, saved-card charges). The WebTV side builds signed
-//! requests and checks our redirects the way the vendor's PHP does.
+//! The host is `payhost_sdk::testing::FakeHost` with the WebTV key and settings; it signs
+//! for real, keeps the store and timers. Behind `checkout` sit two payment systems:
+//! `balance` (pays from wallets, idempotent per reference like the host's built-in
+//! method) and `card` (hosted checkouts the test completes, saved-card charges). The
+//! WebTV side builds signed requests and checks our redirects the way the vendor's PHP
+//! does, with its own HMAC/MD5 (independent crates).
 
-use crate::host::Host;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use md5::{Digest, Md5};
-use payhost_sdk::log::Level;
+use payhost_sdk::host::Instant;
 use payhost_sdk::payments::{
     ChargeRequest, Checkout, CheckoutRequest, Error as PayError, PaymentEvent, PaymentStatus, RefundResult,
 };
 use payhost_sdk::php;
 use payhost_sdk::query::Params;
-use payhost_sdk::{Request, Response};
+use payhost_sdk::testing::{FakeHost, PaymentSystems};
+use payhost_sdk::{Host, Request, Response};
 use rust_decimal::Decimal;
 use sha2::Sha256;
 use std::cell::{Cell, RefCell};
@@ -27,6 +29,9 @@ use std::str::FromStr;
 pub const KEY: &[u8] = b"the secret key";
 pub const START: i64 = 1_700_000_000;
 pub const DAY: i64 = 86_400;
+
+/// The host the flow tests run against.
+pub type TestHost = FakeHost<Systems>;
 
 #[derive(Clone, Debug)]
 pub struct FakeCheckout {
@@ -39,12 +44,10 @@ pub struct FakeCheckout {
     pub status: PaymentStatus,
 }
 
-pub struct FakeHost {
-    pub now: Cell<i64>,
-    pub settings: RefCell<BTreeMap<String, String>>,
-    pub store: RefCell<BTreeMap<String, Vec<u8>>>,
-    pub timers: RefCell<BTreeMap<String, i64>>,
-    pub balances: RefCell<BTreeMap<String, Decimal>>,
+/// The `balance` and `card` payment systems.
+#[derive(Default)]
+pub struct Systems {
+    pub wallets: RefCell<BTreeMap<String, Decimal>>,
     /// Every charge call: (system, reference, amount).
     pub charge_calls: RefCell<Vec<(String, String, String)>>,
     /// Successful charges by reference (the systems' idempotency).
@@ -53,59 +56,53 @@ pub struct FakeHost {
     pub refunds: RefCell<Vec<String>>,
     pub card_declines: Cell<bool>,
     pub unavailable: Cell<bool>,
-    pub logs: RefCell<Vec<String>>,
     counter: Cell<u32>,
 }
 
-impl FakeHost {
-    pub fn new(settings: &[(&str, &str)]) -> Self {
-        let mut all: BTreeMap<String, String> =
-            [("webtv_base_url", "https://tv.example.com")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        for (k, v) in settings {
-            all.insert(k.to_string(), v.to_string());
-        }
-        Self {
-            now: Cell::new(START),
-            settings: RefCell::new(all),
-            store: RefCell::default(),
-            timers: RefCell::default(),
-            balances: RefCell::default(),
-            charge_calls: RefCell::default(),
-            settled: RefCell::default(),
-            checkouts: RefCell::default(),
-            refunds: RefCell::default(),
-            card_declines: Cell::new(false),
-            unavailable: Cell::new(false),
-            logs: RefCell::default(),
-            counter: Cell::new(0),
-        }
+/// A host with WebTV's key, `webtv_base_url` and `settings`, at `START`.
+pub fn test_host(settings: &[(&str, &str)]) -> TestHost {
+    let host = FakeHost::new().with_secret(crate::host::KEY_NAME, KEY).with_setting("webtv_base_url", "https://tv.example.com");
+    for (k, v) in settings {
+        host.set_setting(k, v);
     }
+    host.set_now(START);
+    host.with_payments(Systems::default())
+}
 
-    pub fn cfg(&self) -> crate::config::Config {
+/// What the flow tests do with the host.
+pub trait WebTvTests {
+    fn cfg(&self) -> crate::config::Config;
+    fn fund_wallet(&self, account: &str, amount: &str);
+    fn wallet(&self, account: &str) -> String;
+    /// Sends a request to the plugin as the host would.
+    fn get(&self, path: &str, query: &str) -> Response;
+    /// Fires every due timer (as the host does, retrying failed ones a minute later);
+    /// returns how many fired.
+    fn fire_due_timers(&self) -> usize;
+    /// Moves the clock day by day, firing timers, for `days` days.
+    fn run_days(&self, days: i64);
+    /// The buyer pays the hosted checkout `id` (or fails it); returns the event the
+    /// host would deliver.
+    fn finish_checkout(&self, id: &str, succeed: bool) -> PaymentEvent;
+    fn clear_timers(&self);
+}
+
+impl WebTvTests for TestHost {
+    fn cfg(&self) -> crate::config::Config {
         crate::config::Config::load(self).expect("test settings are valid")
     }
 
-    pub fn fund(&self, account: &str, amount: &str) {
-        let mut balances = self.balances.borrow_mut();
-        let entry = balances.entry(account.to_string()).or_insert(Decimal::ZERO);
-        *entry += Decimal::from_str(amount).unwrap();
+    fn fund_wallet(&self, account: &str, amount: &str) {
+        let payments = self.payments();
+        let mut wallets = payments.wallets.borrow_mut();
+        *wallets.entry(account.to_string()).or_insert(Decimal::ZERO) += Decimal::from_str(amount).unwrap();
     }
 
-    pub fn balance(&self, account: &str) -> String {
-        self.balances.borrow().get(account).copied().unwrap_or(Decimal::ZERO).to_string()
+    fn wallet(&self, account: &str) -> String {
+        self.payments().wallets.borrow().get(account).copied().unwrap_or(Decimal::ZERO).to_string()
     }
 
-    pub fn advance(&self, seconds: i64) {
-        self.now.set(self.now.get() + seconds);
-    }
-
-    fn next_id(&self, prefix: &str) -> String {
-        self.counter.set(self.counter.get() + 1);
-        format!("{prefix}{}", self.counter.get())
-    }
-
-    /// Sends a request to the plugin as the host would.
-    pub fn get(&self, path: &str, query: &str) -> Response {
+    fn get(&self, path: &str, query: &str) -> Response {
         let req = Request {
             id: "req-1".into(),
             method: "GET".into(),
@@ -118,41 +115,47 @@ impl FakeHost {
         crate::handle(self, &req).expect("the handler answers")
     }
 
-    /// Fires every due timer (as the host does, retrying failed ones a minute later);
-    /// returns how many fired.
-    pub fn fire_due_timers(&self) -> usize {
+    fn fire_due_timers(&self) -> usize {
         let cfg = self.cfg();
         let mut fired = 0;
         loop {
-            let now = self.now.get();
-            let due: Option<String> =
-                self.timers.borrow().iter().find(|(_, at)| **at <= now).map(|(name, _)| name.clone());
-            let Some(name) = due else { return fired };
-            self.timers.borrow_mut().remove(&name);
+            let Some((name, payload)) = self.take_due_timers().into_iter().next() else { return fired };
             fired += 1;
             assert!(fired < 1000, "timers keep firing");
             if let Err(e) = crate::recurring::on_timer(self, &cfg, &name) {
-                self.logs.borrow_mut().push(format!("timer {name} failed: {e}"));
-                self.timers.borrow_mut().insert(name, now + 60);
+                self.log(payhost_sdk::log::Level::Warn, "timer failed", &[("timer", &name), ("error", &e)]);
+                let retry = Instant { seconds: self.now().seconds + 60, nanoseconds: 0 };
+                self.schedule_timer(&name, retry, &payload).unwrap();
             }
         }
     }
 
-    /// Moves the clock day by day, firing timers, for `days` days.
-    pub fn run_days(&self, days: i64) {
+    fn run_days(&self, days: i64) {
         for _ in 0..days {
             self.advance(DAY);
             self.fire_due_timers();
         }
     }
 
-    /// The buyer pays the hosted checkout `id` (or fails it); returns the event the
-    /// host would deliver.
-    pub fn finish_checkout(&self, id: &str, succeed: bool) -> PaymentEvent {
-        let mut checkouts = self.checkouts.borrow_mut();
+    fn finish_checkout(&self, id: &str, succeed: bool) -> PaymentEvent {
+        let payments = self.payments();
+        let mut checkouts = payments.checkouts.borrow_mut();
         let checkout = checkouts.get_mut(id).expect("known checkout");
         checkout.status = if succeed { PaymentStatus::Succeeded } else { PaymentStatus::Failed };
         event_of(id, checkout)
+    }
+
+    fn clear_timers(&self) {
+        for name in self.timers().keys() {
+            self.cancel_timer(name).unwrap();
+        }
+    }
+}
+
+impl Systems {
+    fn next_id(&self, prefix: &str) -> String {
+        self.counter.set(self.counter.get() + 1);
+        format!("{prefix}{}", self.counter.get())
     }
 }
 
@@ -184,41 +187,8 @@ pub fn webtv_sign(message: &str) -> String {
     STANDARD.encode(hmac_sha256(message.as_bytes()))
 }
 
-impl Host for FakeHost {
-    fn now(&self) -> i64 {
-        self.now.get()
-    }
-
-    fn setting(&self, name: &str) -> Option<String> {
-        self.settings.borrow().get(name).cloned()
-    }
-
-    fn store_get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
-        Ok(self.store.borrow().get(key).cloned())
-    }
-
-    fn store_cas(&self, key: &str, expected: Option<&[u8]>, new: &[u8]) -> Result<bool, String> {
-        let mut store = self.store.borrow_mut();
-        if store.get(key).map(Vec::as_slice) != expected {
-            return Ok(false);
-        }
-        store.insert(key.to_string(), new.to_vec());
-        Ok(true)
-    }
-
-    fn hmac(&self, message: &[u8]) -> Result<Vec<u8>, String> {
-        Ok(hmac_sha256(message))
-    }
-
-    fn verify_hmac(&self, message: &[u8], expected: &[u8]) -> Result<bool, String> {
-        Ok(hmac_sha256(message) == expected)
-    }
-
-    fn md5_hex(&self, message: &[u8]) -> Result<String, String> {
-        Ok(md5_hex(message))
-    }
-
-    fn start_checkout(&self, system: &str, req: &CheckoutRequest) -> Result<Checkout, PayError> {
+impl PaymentSystems for Systems {
+    fn start_checkout(&mut self, system: &str, req: &CheckoutRequest) -> Result<Checkout, PayError> {
         if system != "card" {
             return Err(PayError::UnknownSystem(system.into()));
         }
@@ -241,7 +211,7 @@ impl Host for FakeHost {
         Ok(Checkout { id: id.clone(), redirect_url: format!("https://pay.example/{id}") })
     }
 
-    fn charge(&self, system: &str, req: &ChargeRequest) -> Result<PaymentEvent, PayError> {
+    fn charge(&mut self, system: &str, req: &ChargeRequest) -> Result<PaymentEvent, PayError> {
         self.charge_calls.borrow_mut().push((system.into(), req.reference.clone(), req.amount.clone()));
         if self.unavailable.get() {
             return Err(PayError::Unavailable("system down".into()));
@@ -264,8 +234,8 @@ impl Host for FakeHost {
             "balance" => {
                 let amount = Decimal::from_str(&req.amount).map_err(|e| PayError::Rejected(e.to_string()))?;
                 // Like the host's built-in method: refusals are failed events, not errors.
-                let mut balances = self.balances.borrow_mut();
-                let Some(balance) = balances.get_mut(&req.customer) else {
+                let mut wallets = self.wallets.borrow_mut();
+                let Some(balance) = wallets.get_mut(&req.customer) else {
                     let message = format!("no ledger account `{}`", req.customer);
                     return Ok(event(PaymentStatus::Failed, String::new(), Some(message)));
                 };
@@ -291,7 +261,7 @@ impl Host for FakeHost {
         Ok(result)
     }
 
-    fn lookup(&self, system: &str, external_id: &str) -> Result<PaymentEvent, PayError> {
+    fn lookup(&mut self, system: &str, external_id: &str) -> Result<PaymentEvent, PayError> {
         if self.unavailable.get() {
             return Err(PayError::Unavailable("down".into()));
         }
@@ -301,23 +271,9 @@ impl Host for FakeHost {
         }
     }
 
-    fn refund(&self, _system: &str, external_id: &str) -> Result<RefundResult, PayError> {
+    fn refund(&mut self, _system: &str, external_id: &str, _amount: Option<&str>) -> Result<RefundResult, PayError> {
         self.refunds.borrow_mut().push(external_id.into());
         Ok(RefundResult { external_id: external_id.into(), amount: "0".into(), status: PaymentStatus::Succeeded })
-    }
-
-    fn schedule_timer(&self, name: &str, at: i64) -> Result<(), String> {
-        self.timers.borrow_mut().insert(name.into(), at);
-        Ok(())
-    }
-
-    fn cancel_timer(&self, name: &str) -> Result<(), String> {
-        self.timers.borrow_mut().remove(name);
-        Ok(())
-    }
-
-    fn log(&self, level: Level, message: &str, fields: &[(&str, &str)]) {
-        self.logs.borrow_mut().push(format!("{level:?} {message} {fields:?}"));
     }
 }
 

@@ -21,6 +21,7 @@ impl payhost_sdk::Plugin for Faulty {
             description: "misbehaves on request (tests only)".into(),
             secrets: vec!["probe_key".into()],
             hosts: vec!["probe.invalid".into()],
+            host_settings: vec![],
             settings: vec![],
         }
     }

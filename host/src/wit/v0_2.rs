@@ -1,4 +1,4 @@
-//! The `bindgen!` calls for WIT `payhost:gateway@0.1`, and nothing else.
+//! The `bindgen!` calls for the current WIT contract (`wit/`, `payhost:gateway@0.2`), and nothing else.
 //!
 //! Interfaces that do I/O (http, store, ledger, timers, deliveries, checkout) are async
 //! on the host; pure ones (signing, clock, log, settings) are plain functions.
