@@ -267,3 +267,24 @@ impl Storage for SqliteStorage {
         "sqlite"
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_errors_are_sorted_by_what_they_mean_and_keep_their_cause() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL UNIQUE); INSERT INTO t (v) VALUES ('a');").unwrap();
+        let duplicate = backend(conn.execute("INSERT INTO t (v) VALUES ('a')", []).unwrap_err());
+        assert!(matches!(duplicate, StorageError::Constraint { .. }), "{duplicate:?}");
+        assert!(std::error::Error::source(&duplicate).is_some());
+        assert!(!duplicate.is_transient());
+        let unreadable = backend(conn.query_row("SELECT v FROM t", [], |r| r.get::<_, i64>(0)).unwrap_err());
+        assert!(matches!(unreadable, StorageError::Corrupt { .. }), "{unreadable:?}");
+        let busy = backend(rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY), None));
+        assert!(matches!(busy, StorageError::Conflict { .. }) && busy.is_transient(), "{busy:?}");
+        let full = backend(rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL), None));
+        assert!(matches!(full, StorageError::Unavailable { .. }), "{full:?}");
+    }
+}
