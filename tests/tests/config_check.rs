@@ -130,6 +130,8 @@ fn shipped_config_is_valid_as_is_and_with_every_provider_enabled() {
         ("STRIPE_WEBHOOK_SECRET", "whsec_x"),
         ("WEBTV_KEY", "k"),
         ("PLATFORM24_PRIVATE_KEY", "k"),
+        ("PLATFORM24_API_TOKEN", "t"),
+        ("PLATFORM24_ADMIN_TOKEN", "t"),
         ("NETFLIX_PARTNER_KEY", "c2VjcmV0"),
         ("NETFLIX_ADMIN_TOKEN", "t"),
     ];

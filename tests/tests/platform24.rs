@@ -1,7 +1,9 @@
 //! Platform24 "48 hours" billing end to end: the real host runs the `platform24`
 //! plugin, the tests play Platform24 calling the billing, and a Platform24 simulator
-//! receives the confirm/fail callbacks and checks their SHA1 with its own formula.
-//! Card payments go through the real `stripe` plugin against the Stripe simulator.
+//! receives the confirm/fail callbacks and checks their SHA1 with its own formula, and
+//! serves the provider API the billing connects packets through (its own suite is
+//! `platform24_subscriptions.rs`). Card payments go through the real `stripe` plugin
+//! against the Stripe simulator.
 
 use std::time::Duration;
 
@@ -13,45 +15,29 @@ use payhost_tests::{plugin_wasm, HostBuilder, TestHost};
 use serde_json::{json, Value};
 
 const PRIVATE_KEY: &str = "p24-private-key-9f2c41";
+const API_TOKEN: &str = "p24-api-token-7a11c0";
 const PAYSYSTEM: &str = "payhost";
 const PREFIX: &str = "p24-";
 const STRIPE_KEY: &str = "sk_test_51Platform24CardPayments";
 const STRIPE_WEBHOOK_SECRET: &str = "whsec_Platform24CardPaymentsSecret";
 const WAIT: Duration = Duration::from_secs(30);
 
-/// The platform24 instance's config; `system` is its payment-system instance.
+/// The platform24 instance's config; `system` is its payment-system instance. These
+/// tests are about money, not packet rules: add-ons need no base here.
 fn platform24_config(sim: &Platform24Sim, system: &str) -> String {
-    format!(
-        r#"
-[[plugins]]
-name = "p24"
-component = {component:?}
-mount = "/p24"
-allowed_hosts = ["{host}"]
-payment_systems = ["{system}"]
-[plugins.secrets]
-platform24_private_key = {{ env = "P24_PRIVATE_KEY" }}
-[plugins.settings]
-platform_url = "{url}"
-paysystem_name = "{PAYSYSTEM}"
-payment_system = "{system}"
-account_prefix = "{PREFIX}"
-dedup_window_seconds = 300
-return_url = "https://tv.example/back"
-"#,
-        component = plugin_wasm("platform24").display().to_string(),
-        host = sim.host_port(),
-        url = sim.base_url(),
+    sim.billing_config(
+        system,
+        &format!("account_prefix = \"{PREFIX}\"\ndedup_window_seconds = 300\nreturn_url = \"https://tv.example/back\"\naddons_without_base = true"),
     )
+}
+
+async fn start_sim() -> Platform24Sim {
+    Platform24Sim::start(PRIVATE_KEY, PAYSYSTEM, API_TOKEN).await
 }
 
 /// A host with the plugin and no card payment system (`balance` only).
 async fn start_billing(sim: &Platform24Sim) -> TestHost {
-    HostBuilder::new()
-        .env("P24_PRIVATE_KEY", PRIVATE_KEY)
-        .config(&platform24_config(sim, "balance"))
-        .start()
-        .await
+    sim.grant(HostBuilder::new()).config(&platform24_config(sim, "balance")).start().await
 }
 
 async fn fund(host: &TestHost, uid: &str, amount: &str, key: &str) {
@@ -98,7 +84,7 @@ async fn status_of(host: &TestHost, request: (String, Value)) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn balance_is_the_ledger_balance_as_a_json_number() {
-    let sim = Platform24Sim::start(PRIVATE_KEY, PAYSYSTEM).await;
+    let sim = start_sim().await;
     let host = start_billing(&sim).await;
     fund(&host, "abon-1", "1234.56", "b1").await;
 
@@ -119,7 +105,7 @@ async fn balance_is_the_ledger_balance_as_a_json_number() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn packets_debit_all_at_once_and_refuse_when_short_by_a_kopeck() {
-    let sim = Platform24Sim::start(PRIVATE_KEY, PAYSYSTEM).await;
+    let sim = start_sim().await;
     let host = start_billing(&sim).await;
 
     // Enough money: both packets in one ledger transaction.
@@ -127,6 +113,9 @@ async fn packets_debit_all_at_once_and_refuse_when_short_by_a_kopeck() {
     let v = status_of(&host, p24::packets_request("rich", &[(11, "300.00", "Базовый"), (12, "150.00", "Кино")])).await;
     assert_eq!(v, json!({ "status": 1 }));
     assert_eq!(balance_of(&host, "rich").await, "50.00");
+    let mut connected: Vec<u64> = sim.api().live(p24::platform_id("rich")).iter().map(|s| s.packet_id).collect();
+    connected.sort_unstable();
+    assert_eq!(connected, vec![11, 12], "both packets connected on the platform");
     let debits: Vec<Value> = entries_of(&host, "rich").await.into_iter().filter(|e| e["kind"] == "debit").collect();
     assert_eq!(debits.len(), 2, "{debits:?}");
     assert_eq!(debits[0]["transaction_id"], debits[1]["transaction_id"], "one atomic transaction");
@@ -137,6 +126,7 @@ async fn packets_debit_all_at_once_and_refuse_when_short_by_a_kopeck() {
     assert_eq!(v, json!({ "status": -1, "errmsg": "На вашем балансе не хватает денежных средств" }));
     assert_eq!(balance_of(&host, "poor").await, "449.99");
     assert_eq!(entries_of(&host, "poor").await.len(), 1, "only the top-up");
+    assert!(sim.api().live(p24::platform_id("poor")).is_empty(), "nothing connected without money");
 
     // After a top-up the same request goes through.
     fund(&host, "poor", "0.01", "p2").await;
@@ -177,7 +167,7 @@ async fn packets_debit_all_at_once_and_refuse_when_short_by_a_kopeck() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn packet_and_delete_subscription() {
-    let sim = Platform24Sim::start(PRIVATE_KEY, PAYSYSTEM).await;
+    let sim = start_sim().await;
     let host = start_billing(&sim).await;
     fund(&host, "abon-7", "100.00", "t1").await;
 
@@ -205,7 +195,7 @@ async fn packet_and_delete_subscription() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_repeated_purchase_debits_once_even_across_a_bucket_edge() {
-    let sim = Platform24Sim::start(PRIVATE_KEY, PAYSYSTEM).await;
+    let sim = start_sim().await;
     let mut host = start_billing(&sim).await;
     fund(&host, "abon-3", "1000.00", "d1").await;
     let request = || p24::packets_request("abon-3", &[(31, "100.00", "Кино"), (32, "50.00", "Спорт")]);
@@ -221,7 +211,8 @@ async fn a_repeated_purchase_debits_once_even_across_a_bucket_edge() {
     assert_eq!(status_of(&host, again).await, json!({ "status": 1 }));
     assert_eq!(balance_of(&host, "abon-3").await, "850.00", "the repeat across the boundary did not debit");
 
-    // Past the window it is a new purchase.
+    // Past the window it is a new purchase (the first one's subscriptions ended).
+    sim.api().end_all(p24::platform_id("abon-3"));
     host.advance_clock(300).await;
     assert_eq!(status_of(&host, request()).await, json!({ "status": 1 }));
     assert_eq!(balance_of(&host, "abon-3").await, "700.00");
@@ -229,7 +220,7 @@ async fn a_repeated_purchase_debits_once_even_across_a_bucket_edge() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fifty_concurrent_purchases_never_overdraw() {
-    let sim = Platform24Sim::start(PRIVATE_KEY, PAYSYSTEM).await;
+    let sim = start_sim().await;
     let host = start_billing(&sim).await;
     fund(&host, "busy", "1000.00", "c1").await;
 
@@ -241,16 +232,26 @@ async fn fifty_concurrent_purchases_never_overdraw() {
     assert_eq!(paid, 33, "{answers:?}");
     assert_eq!(balance_of(&host, "busy").await, "10.00");
 
-    // 50 identical requests at once: one purchase, one debit, every answer success.
+    // Every paid packet is connected on the platform, once.
+    let busy = p24::platform_id("busy");
+    assert_eq!(sim.api().live(busy).len(), 33);
+
+    // 50 identical requests at once: one purchase, one debit, one connect. Each answer
+    // is success, or (while the first one is still connecting) "in progress".
     fund(&host, "twin", "100.00", "c2").await;
     let answers = join_all((0..50).map(|_| status_of(&host, p24::packets_request("twin", &[(7, "60.00", "Кино")])))).await;
-    assert!(answers.iter().all(|v| v["status"] == 1), "{answers:?}");
+    assert!(answers.iter().all(|v| v["status"] == 1 || v["status"] == -6), "{answers:?}");
+    assert!(answers.iter().any(|v| v["status"] == 1), "{answers:?}");
+    assert_eq!(balance_of(&host, "twin").await, "40.00");
+    assert_eq!(sim.api().live(p24::platform_id("twin")).len(), 1, "connected once");
+    // Once it is done, a repeat is answered from the finished purchase.
+    assert_eq!(status_of(&host, p24::packets_request("twin", &[(7, "60.00", "Кино")])).await, json!({ "status": 1 }));
     assert_eq!(balance_of(&host, "twin").await, "40.00");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn payment_form_with_a_bad_security_key_is_refused() {
-    let sim = Platform24Sim::start(PRIVATE_KEY, PAYSYSTEM).await;
+    let sim = start_sim().await;
     let host = start_billing(&sim).await;
     fund(&host, "abon-9", "1.00", "f1").await;
 
@@ -278,7 +279,7 @@ async fn payment_form_with_a_bad_security_key_is_refused() {
 async fn a_repeat_after_a_host_restart_is_still_the_same_purchase() {
     // The store and ledger are durable: a purchase repeated after a restart, inside the
     // window, is still the same purchase.
-    let sim = Platform24Sim::start(PRIVATE_KEY, PAYSYSTEM).await;
+    let sim = start_sim().await;
     let mut host = start_billing(&sim).await;
     fund(&host, "abon-r", "100.00", "rr1").await;
     let request = || p24::packets_request("abon-r", &[(41, "70.00", "Кино")]);
@@ -320,10 +321,10 @@ struct Cards {
 }
 
 async fn start_cards() -> Cards {
-    let p24 = Platform24Sim::start(PRIVATE_KEY, PAYSYSTEM).await;
+    let p24 = start_sim().await;
     let stripe = StripeSim::start(STRIPE_KEY, STRIPE_WEBHOOK_SECRET).await;
-    let host = HostBuilder::new()
-        .env("P24_PRIVATE_KEY", PRIVATE_KEY)
+    let host = p24
+        .grant(HostBuilder::new())
         .env("STRIPE_SECRET_KEY", STRIPE_KEY)
         .env("STRIPE_WEBHOOK_SECRET", STRIPE_WEBHOOK_SECRET)
         .config(&card_config(&p24, &stripe.base_url(), &stripe.host_port(), 6000))
@@ -518,14 +519,14 @@ async fn a_down_or_slow_payment_system_gives_a_clear_error() {
 
     // A payment system that never answers in time: its plugin's outbound deadline
     // (limits.http_timeout_ms) turns into the same clear answer.
-    let p24 = Platform24Sim::start(PRIVATE_KEY, PAYSYSTEM).await;
+    let p24 = start_sim().await;
     let slow = SimServer::start(|_| {
         std::thread::sleep(Duration::from_secs(3));
         SimResponse::empty(500)
     })
     .await;
-    let host = HostBuilder::new()
-        .env("P24_PRIVATE_KEY", PRIVATE_KEY)
+    let host = p24
+        .grant(HostBuilder::new())
         .env("STRIPE_SECRET_KEY", STRIPE_KEY)
         .env("STRIPE_WEBHOOK_SECRET", STRIPE_WEBHOOK_SECRET)
         .config(&card_config(&p24, &slow.base_url(), &slow.host_port(), 500))

@@ -44,6 +44,19 @@ impl Amount {
     }
 }
 
+/// Orders two non-negative plain decimals by value (`300.00` equals `300`); `None`
+/// when either is not one. Used to tell a dearer base packet from a cheaper one.
+pub fn compare(a: &str, b: &str) -> Option<std::cmp::Ordering> {
+    let split = |text: &str| -> Option<(String, String)> {
+        let amount = Amount::parse(text).ok()?;
+        let (int, frac) = amount.as_str().split_once('.').unwrap_or((amount.as_str(), ""));
+        let int = int.trim_start_matches('0').to_owned();
+        Some((int, frac.trim_end_matches('0').to_owned()))
+    };
+    let ((ia, fa), (ib, fb)) = (split(a)?, split(b)?);
+    Some(ia.len().cmp(&ib.len()).then_with(|| ia.cmp(&ib)).then_with(|| fa.cmp(&fb)))
+}
+
 /// Whether `text` is a decimal that is also a valid JSON number (`-?int[.frac]`, no
 /// leading zeros), so a ledger balance can be written into JSON digit for digit.
 pub fn is_json_decimal(text: &str) -> bool {
@@ -84,6 +97,17 @@ mod tests {
         for bad in ["", "-1", "+1", "1e3", "1.", ".5", "1.2.3", "abc", "NaN", "1 000"] {
             assert!(Amount::parse(bad).is_err(), "{bad:?} must be refused");
         }
+    }
+
+    #[test]
+    fn compares_by_value() {
+        use std::cmp::Ordering::*;
+        assert_eq!(compare("300.00", "300"), Some(Equal));
+        assert_eq!(compare("500.00", "300.00"), Some(Greater));
+        assert_eq!(compare("99.99", "100"), Some(Less));
+        assert_eq!(compare("0100.5", "100.45"), Some(Greater));
+        assert_eq!(compare("1000", "999.999"), Some(Greater));
+        assert_eq!(compare("1,5", "1"), None);
     }
 
     #[test]

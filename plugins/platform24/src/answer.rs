@@ -24,6 +24,18 @@ pub enum Failure {
     Currency(String),
     /// The billing itself failed (storage, configuration); worth retrying later.
     Unavailable,
+    /// The same purchase is being carried out by an earlier request right now.
+    InProgress,
+    /// The purchase breaks the packet rules; the text says which (nothing debited).
+    Rules(String),
+    /// The platform could not be asked before the debit (nothing debited).
+    PlatformUnavailable,
+    /// The platform did not connect the packets; the debit was reversed.
+    ConnectFailed,
+    /// The subscriber has no user on the platform we know of.
+    NotOnPlatform(String),
+    /// The platform did not stop the subscription's renewal (nothing changed).
+    CancelFailed,
 }
 
 impl Failure {
@@ -34,6 +46,12 @@ impl Failure {
             Failure::Malformed(_) => -3,
             Failure::Currency(_) => -4,
             Failure::Unavailable => -5,
+            Failure::InProgress => -6,
+            Failure::Rules(_) => -7,
+            Failure::PlatformUnavailable => -8,
+            Failure::ConnectFailed => -9,
+            Failure::NotOnPlatform(_) => -10,
+            Failure::CancelFailed => -11,
         }
     }
 
@@ -46,6 +64,14 @@ impl Failure {
             Failure::Unavailable => {
                 "Биллинг провайдера временно недоступен, попробуйте позже".into()
             }
+            Failure::InProgress => "Покупка уже выполняется, проверьте подписки через минуту".into(),
+            Failure::Rules(text) => text.clone(),
+            Failure::PlatformUnavailable => "Платформа не ответила, деньги не списаны. Попробуйте позже".into(),
+            Failure::ConnectFailed => {
+                "Не удалось подключить пакеты, деньги возвращены на баланс. Попробуйте позже".into()
+            }
+            Failure::NotOnPlatform(uid) => format!("Абонент «{uid}» не зарегистрирован на платформе"),
+            Failure::CancelFailed => "Не удалось отключить продление подписки, попробуйте позже".into(),
         }
     }
 
@@ -57,6 +83,12 @@ impl Failure {
             Failure::Malformed(_) => "malformed",
             Failure::Currency(_) => "currency",
             Failure::Unavailable => "unavailable",
+            Failure::InProgress => "in-progress",
+            Failure::Rules(_) => "packet-rules",
+            Failure::PlatformUnavailable => "platform-unavailable",
+            Failure::ConnectFailed => "connect-failed",
+            Failure::NotOnPlatform(_) => "not-on-platform",
+            Failure::CancelFailed => "cancel-failed",
         }
     }
 }
@@ -115,8 +147,23 @@ mod tests {
             Failure::Malformed("x".into()),
             Failure::Currency("x".into()),
             Failure::Unavailable,
+            Failure::InProgress,
+            Failure::Rules("x".into()),
+            Failure::PlatformUnavailable,
+            Failure::ConnectFailed,
+            Failure::NotOnPlatform("u".into()),
+            Failure::CancelFailed,
         ] {
             assert!(f.status() < -1, "{f:?}");
+        }
+    }
+
+    #[test]
+    fn tv_texts_are_short_single_lines() {
+        for f in [Failure::InProgress, Failure::PlatformUnavailable, Failure::ConnectFailed, Failure::Unavailable, Failure::CancelFailed] {
+            let text = f.errmsg();
+            assert!(text.chars().count() <= 80 && !text.contains('\n'), "{text}");
+            assert!(text.chars().any(|c| ('а'..='я').contains(&c)), "Russian: {text}");
         }
     }
 

@@ -3,14 +3,16 @@
 //!
 //! Every answer is HTTP 200 with the JSON Platform24 reads (`status`/`errmsg`,
 //! `balance`, or `result`): the platform shows `errmsg` on the TV, so a failure is an
-//! answer, not an HTTP error. Money moves only through `ledger::debit_many`, once per
-//! purchase (see `dedup`), all packets or none.
+//! answer, not an HTTP error. Purchases are in `purchase`; a cancellation stops the
+//! renewal on the platform through the provider API, then here.
 
 use crate::answer::{self, Failure};
+use crate::api::Api;
 use crate::config::Config;
-use crate::records::{self, Subscription, SubscriptionState};
-use crate::wire::{Inbound, Packet, Purchase};
-use crate::{dedup, wire};
+use crate::subscriptions::{self, SubState};
+use crate::time::now_ms;
+use crate::wire::Inbound;
+use crate::{renewal, users, wire};
 use payhost_sdk::{clock, ledger, Request, Response};
 
 fn inbound(req: &Request) -> Result<Inbound, Failure> {
@@ -18,7 +20,7 @@ fn inbound(req: &Request) -> Result<Inbound, Failure> {
 }
 
 /// Logs the billing outage detail for the operator and answers the generic failure.
-fn unavailable(what: &str, detail: impl std::fmt::Display) -> Failure {
+pub fn unavailable(what: &str, detail: impl std::fmt::Display) -> Failure {
     payhost_sdk::error("platform24 billing failed", &[("step", what), ("error", &detail.to_string())]);
     Failure::Unavailable
 }
@@ -36,7 +38,7 @@ pub fn subscriber(config: &Config, provider_uid: &str) -> Result<ledger::Account
     }
 }
 
-fn ledger_failure(e: ledger::Error) -> Failure {
+pub fn ledger_failure(e: ledger::Error) -> Failure {
     match e {
         ledger::Error::InsufficientFunds(_) => Failure::InsufficientFunds,
         ledger::Error::UnknownAccount(account) => Failure::UnknownUser(account),
@@ -66,83 +68,89 @@ fn status_answer(kind: &str, user: Option<&str>, result: Result<(), Failure>) ->
     }
 }
 
-/// `packet` and `packets`: debit the price of every packet at once, or nothing.
+/// `packet` and `packets`: debit all packets at once and connect them (see `purchase`).
 pub fn purchase(config: &Config, req: &Request) -> Response {
+    let received = now_ms();
     let mut user = None;
     let result = inbound(req)
         .and_then(|i| i.purchase().map_err(Failure::Malformed))
         .and_then(|p| {
             user = Some(p.user.clone());
-            debit(config, &p)
+            crate::purchase::buy(config, &p, received)
         });
     status_answer("purchase", user.as_deref(), result)
 }
 
-fn debit(config: &Config, purchase: &Purchase) -> Result<(), Failure> {
-    let account = subscriber(config, &purchase.user)?;
-    let priced: Vec<(&str, &str)> =
-        purchase.packets.iter().map(|p| (p.id.as_str(), p.price.as_str())).collect();
-    let key = dedup::key_for(&account.id, &priced, config.dedup_window_seconds)
-        .map_err(|e| unavailable("dedup", e))?;
-    // Free packets move no money (the ledger refuses zero debits). Lines are sorted and
-    // hold only what the idempotency key covers, so a repeat (packets in any order) is
-    // the same ledger call, never a conflict.
-    let mut paid: Vec<&Packet> = purchase.packets.iter().filter(|p| !p.price.is_zero()).collect();
-    paid.sort_by(|a, b| (a.id.as_str(), a.price.as_str()).cmp(&(b.id.as_str(), b.price.as_str())));
-    let lines: Vec<ledger::DebitLine> = paid
-        .into_iter()
-        .map(|p| ledger::DebitLine {
-            account: account.id.clone(),
-            amount: p.price.as_str().into(),
-            reference: format!("Пакет 24часаТВ {}", p.id),
-        })
-        .collect();
-    let transaction = if lines.is_empty() {
-        None
-    } else {
-        let entries = ledger::debit_many(&key, &config.currency, &lines).map_err(ledger_failure)?;
-        entries.first().map(|e| e.transaction_id.clone())
-    };
-    let now = clock::now().seconds;
-    for p in &purchase.packets {
-        let sub = Subscription {
-            packet_id: p.id.clone(),
-            name: p.name.clone(),
-            price: p.price.as_str().into(),
-            currency: config.currency.clone(),
-            is_base: p.is_base,
-            state: SubscriptionState::Active,
-            purchased_at: now,
-            ledger_transaction: transaction.clone(),
-            cancelled_at: None,
-        };
-        // The money has moved and a repeat would replay it; a lost record must not
-        // turn a paid purchase into a refusal, so it is only logged.
-        if let Err(e) = records::record_subscription(&account.id, &sub) {
-            payhost_sdk::error("platform24 could not record a subscription", &[("account", &account.id), ("packet", &p.id), ("error", &e)]);
-        }
-    }
-    Ok(())
-}
-
-/// `delete_subscription`: remember the cancellation; no money moves.
+/// `delete_subscription`: stop the subscription's renewal on the platform, then here.
+/// A failed platform call changes nothing and answers `status < -1`.
 pub fn cancel(config: &Config, req: &Request) -> Response {
+    let received = now_ms();
     let mut user = None;
     let result = inbound(req)
         .and_then(|i| i.cancellation().map_err(Failure::Malformed))
         .and_then(|c: wire::Cancellation| {
             user = Some(c.user.clone());
-            let account = subscriber(config, &c.user)?;
-            let record = records::Cancellation {
-                sub_id: c.sub_id,
-                packet_id: c.packet_id,
-                start_at: c.start_at,
-                end_at: c.end_at,
-                at: clock::now().seconds,
-            };
-            records::record_cancellation(&account.id, &record).map_err(|e| unavailable("cancel", e))
+            stop(config, &c, received)
         });
     status_answer("delete_subscription", user.as_deref(), result)
+}
+
+fn stop(config: &Config, c: &wire::Cancellation, received_ms: i64) -> Result<(), Failure> {
+    let account = subscriber(config, &c.user)?;
+    let platform_user = users::platform_id(&c.user, c.platform_user_id.as_deref())
+        .map_err(|e| unavailable("user-link", e))?
+        .ok_or_else(|| Failure::NotOnPlatform(c.user.clone()))?;
+    let sid = match &c.sub_id {
+        Some(id) => id.clone(),
+        // Only the packet named: the live subscription of it that the billing charges.
+        None => subscriptions::of_account(&account.id)
+            .map_err(|e| unavailable("subscriptions", e))?
+            .into_iter()
+            .find(|s| Some(&s.packet_id) == c.packet_id.as_ref() && s.state == SubState::Active)
+            .map(|s| s.id)
+            .ok_or_else(|| Failure::Malformed("подписка на этот пакет не найдена".into()))?,
+    };
+    let api = Api::until(config, received_ms + config.answer_budget_ms);
+    match api.stop_renewal(&platform_user, &sid) {
+        Ok(()) => {}
+        Err(e) if e.is_not_found() => {}
+        Err(e) => {
+            payhost_sdk::warn("platform24 did not stop a renewal", &[("user", &c.user), ("subscription", &sid), ("error", &e.to_string())]);
+            return Err(Failure::CancelFailed);
+        }
+    }
+    let now = clock::now().seconds;
+    subscriptions::update(&account.id, &sid, |s| subscriptions::SubRecord {
+        state: SubState::Stopping,
+        renew: false,
+        reason: Some("Продление отключено абонентом".into()),
+        ..s
+    })
+    .and_then(|()| renewal::cancel(&account.id, &sid))
+    .and_then(|()| {
+        subscriptions::record_cancellation(
+            &account.id,
+            &subscriptions::Cancellation {
+                sub_id: sid.clone(),
+                packet_id: c.packet_id.clone(),
+                start_at: c.start_at.clone(),
+                end_at: c.end_at.clone(),
+                at: now,
+            },
+        )
+    })
+    .map_err(|e| unavailable("cancel", e))?;
+    subscriptions::note(
+        &account.id,
+        &subscriptions::HistoryEntry {
+            at: now,
+            event: "renewal-stopped".into(),
+            subscription: Some(sid.clone()),
+            packet: c.packet_id.clone(),
+            text: "Продление отключено абонентом (DELETE_SUBSCRIPTION)".into(),
+        },
+    );
+    Ok(())
 }
 
 /// `balance`: `{"balance":1234.56}`, the ledger's digits as a JSON number.

@@ -89,6 +89,7 @@ fn confirm(config: &Config, transaction_id: &str, txn: &Transaction, event: &Pay
     };
     enqueue(config, "confirm", &fields)?;
     records::update_transaction(transaction_id, |t| Transaction { outcome: Some(Outcome::Confirmed), ..t })?;
+    crate::balance_push::after_change(config, &txn.user);
     payhost_sdk::info(
         "platform24 card payment credited",
         &[("transaction", transaction_id), ("user", &txn.user), ("amount", amount), ("currency", currency)],

@@ -18,6 +18,12 @@ use serde::{Deserialize, Serialize};
 pub struct Seen {
     pub key: String,
     pub at: i64,
+    /// How many attempts of this purchase were refunded before this one.
+    #[serde(default)]
+    pub attempt: u32,
+    /// The attempt under `key` was refunded: an identical request is a new attempt.
+    #[serde(default)]
+    pub released: bool,
 }
 
 /// What to do for a request at `now`.
@@ -48,13 +54,18 @@ pub fn ledger_key(account: &str, fingerprint_hash: &str, bucket: i64) -> String 
 }
 
 pub fn decide(previous: Option<&Seen>, account: &str, fingerprint_hash: &str, now: i64, window: i64) -> Decision {
+    let claim = |attempt: u32| {
+        let base = ledger_key(account, fingerprint_hash, bucket(now, window));
+        // Keys of a purchase's later attempts differ by their number: the ledger
+        // must not replay a refunded debit for a new attempt.
+        let key = if attempt == 0 { base } else { format!("{base}:{attempt}") };
+        Decision::Claim(Seen { key, at: now, attempt, released: false })
+    };
     match previous {
         // A clock slightly behind the record's (another host) still reuses: never debit twice.
-        Some(seen) if now - seen.at < window => Decision::Reuse(seen.key.clone()),
-        _ => Decision::Claim(Seen {
-            key: ledger_key(account, fingerprint_hash, bucket(now, window)),
-            at: now,
-        }),
+        Some(seen) if now - seen.at < window && !seen.released => Decision::Reuse(seen.key.clone()),
+        Some(seen) if now - seen.at < window => claim(seen.attempt + 1),
+        _ => claim(0),
     }
 }
 
@@ -96,6 +107,25 @@ pub fn key_for(account: &str, packets: &[(&str, &str)], window: i64) -> Result<S
     Err(format!("purchase record {store_key} kept changing; giving up"))
 }
 
+/// Marks the attempt under `key` refunded, so an identical request is a new attempt
+/// with a new key (no-op when the record already moved on).
+pub fn release(account: &str, packets: &[(&str, &str)], key: &str) -> Result<(), String> {
+    let store_key = record_key(account, &hash(&fingerprint(account, packets))?);
+    for _ in 0..8 {
+        let current = store::get(&store_key).map_err(|e| format!("store get failed: {e:?}"))?;
+        let Some(mut seen) = current.as_deref().and_then(|b| serde_json::from_slice::<Seen>(b).ok()) else { return Ok(()) };
+        if seen.key != key || seen.released {
+            return Ok(());
+        }
+        seen.released = true;
+        let bytes = serde_json::to_vec(&seen).map_err(|e| e.to_string())?;
+        if store::compare_and_swap(&store_key, current.as_deref(), &bytes).map_err(|e| format!("store compare-and-swap failed: {e:?}"))? {
+            return Ok(());
+        }
+    }
+    Err(format!("purchase record {store_key} kept changing; giving up"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,14 +144,14 @@ mod tests {
     fn first_request_claims_the_current_bucket() {
         assert_eq!(
             decide(None, "u1", "ff", 1_000, 300),
-            Decision::Claim(Seen { key: "p24-purchase:u1:ff:3".into(), at: 1_000 })
+            Decision::Claim(Seen { key: "p24-purchase:u1:ff:3".into(), at: 1_000, attempt: 0, released: false })
         );
     }
 
     #[test]
     fn repeat_within_window_reuses_even_across_a_bucket_edge() {
         // First seen at 1199 (bucket 3), repeated at 1201 (bucket 4).
-        let seen = Seen { key: ledger_key("u1", "ff", bucket(1_199, 300)), at: 1_199 };
+        let seen = Seen { key: ledger_key("u1", "ff", bucket(1_199, 300)), at: 1_199, attempt: 0, released: false };
         assert_eq!(decide(Some(&seen), "u1", "ff", 1_201, 300), Decision::Reuse(seen.key.clone()));
         assert_eq!(decide(Some(&seen), "u1", "ff", 1_498, 300), Decision::Reuse(seen.key.clone()));
     }
@@ -129,7 +159,7 @@ mod tests {
     #[test]
     fn after_the_window_a_new_distinct_key() {
         for at in [1_199, 1_200, 1_350] {
-            let seen = Seen { key: ledger_key("u1", "ff", bucket(at, 300)), at };
+            let seen = Seen { key: ledger_key("u1", "ff", bucket(at, 300)), at, attempt: 0, released: false };
             match decide(Some(&seen), "u1", "ff", at + 300, 300) {
                 Decision::Claim(new) => {
                     assert_ne!(new.key, seen.key, "at {at}");
@@ -142,8 +172,24 @@ mod tests {
 
     #[test]
     fn a_clock_behind_the_record_reuses() {
-        let seen = Seen { key: "k".into(), at: 5_000 };
+        let seen = Seen { key: "k".into(), at: 5_000, attempt: 0, released: false };
         assert_eq!(decide(Some(&seen), "u1", "ff", 4_990, 300), Decision::Reuse("k".into()));
+    }
+
+    #[test]
+    fn a_refunded_attempt_gives_the_next_one_a_new_key() {
+        let first = Seen { key: ledger_key("u1", "ff", 3), at: 1_000, attempt: 0, released: true };
+        let Decision::Claim(second) = decide(Some(&first), "u1", "ff", 1_010, 300) else { panic!("expected a claim") };
+        assert_eq!(second.key, "p24-purchase:u1:ff:3:1");
+        assert_eq!(second.attempt, 1);
+        let again = Seen { released: true, ..second.clone() };
+        let Decision::Claim(third) = decide(Some(&again), "u1", "ff", 1_020, 300) else { panic!("expected a claim") };
+        assert_eq!(third.key, "p24-purchase:u1:ff:3:2");
+        // Not refunded: the repeat reuses the attempt's key.
+        assert_eq!(decide(Some(&second), "u1", "ff", 1_015, 300), Decision::Reuse(second.key.clone()));
+        // After the window a new purchase starts again from attempt 0, in a later bucket.
+        let Decision::Claim(later) = decide(Some(&again), "u1", "ff", 1_400, 300) else { panic!("expected a claim") };
+        assert_eq!(later.key, "p24-purchase:u1:ff:4");
     }
 
     #[test]

@@ -8,26 +8,43 @@
 //! |---|---|
 //! | `/auth` | match a platform user to a billing account |
 //! | `/packet`, `/packets` | debit all requested packets at once (`{"status":1}` / `-1` / `< -1`) |
-//! | `/delete_subscription` | record a cancellation |
+//! | `/packet`, `/packets` | debit all requested packets at once and connect them through the provider API (`{"status":1}` / `-1` / `< -1`) |
+//! | `/delete_subscription` | stop the subscription's renewal on the platform |
 //! | `/balance` | `{"balance":1234.56}` |
 //! | `payment_form_path` setting (`/payment_form`) | signed request for a card payment page |
+//! | `/admin/...` | operator routes (bearer token): register, look up, block a subscriber |
 //!
 //! A card payment's outcome arrives at `on_payment_event`, which credits the account
 //! and sends Platform24 the signed confirm or fail callback as a durable delivery.
-//! Pure logic (parsing, answers, signatures' strings, dedup decisions) lives in modules
-//! that do not touch host imports, so it is unit-tested natively.
+//! Timers: `purchase/…` resolves a purchase its request left unfinished, `renew/…`
+//! charges a renewal, `chore/…` retries a platform follow-up, `push/…` sends the
+//! balance, and `start` resolves what a stopped host left open.
+//! Pure logic (parsing, answers, signatures' strings, dedup decisions, packet rules,
+//! purchase resolution, renewal steps) lives in modules that do not touch host
+//! imports, so it is unit-tested natively.
 // Native builds (unit tests) do not export the component, so its entry points look unused.
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code, unused_imports))]
 
+mod admin;
 mod amount;
 mod answer;
+mod api;
+mod balance_push;
 mod billing;
 mod callbacks;
+mod catalog;
 mod config;
 mod dedup;
+mod followups;
 mod payment_form;
+mod purchase;
 mod records;
+mod renewal;
+mod rules;
 mod security;
+mod subscriptions;
+mod time;
+mod users;
 mod wire;
 
 use answer::Failure;
@@ -50,10 +67,10 @@ impl payhost_sdk::Plugin for Platform24 {
             name: "platform24".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             description: "Platform24 \"48 hours\" provider billing with card payments".into(),
-            secrets: vec![security::SECRET.into()],
-            // Platform24's host comes from `platform_url`; the operator grants it.
+            secrets: vec![security::SECRET.into(), api::TOKEN_SECRET.into(), admin::ADMIN_TOKEN_SECRET.into()],
+            // Platform24's hosts come from `platform_url` and `api_base_url`; the operator grants them.
             hosts: vec![],
-            host_settings: vec!["platform_url".into()],
+            host_settings: vec!["platform_url".into(), "api_base_url".into()],
             settings: config::specs(),
         }
     }
@@ -72,7 +89,11 @@ impl payhost_sdk::Plugin for Platform24 {
                 return Ok(Response::raw_json(500, answer::failure(&Failure::Unavailable)));
             }
         };
-        let response = if !matches!(req.method.as_str(), "GET" | "POST") {
+        let segments: Vec<String> = req.path.trim_matches('/').split('/').map(payhost_sdk::pct::decode).collect();
+        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let response = if let ["admin", rest @ ..] = segments.as_slice() {
+            admin::dispatch(&config, &req, rest)
+        } else if !matches!(req.method.as_str(), "GET" | "POST") {
             Response::raw_json(405, answer::form_error("Метод не поддерживается, ожидается POST"))
         } else if path == route(&config.payment_form_path) {
             payment_form::handle(&config, &req)
@@ -94,10 +115,24 @@ impl payhost_sdk::Plugin for Platform24 {
 }
 
 impl payhost_sdk::Events for Platform24 {
-    fn on_timer(name: String, _payload: Vec<u8>) -> Result<(), String> {
-        // No timers are scheduled; an unexpected one is acknowledged so it does not retry.
-        payhost_sdk::warn("platform24 ignored an unknown timer", &[("timer", &name)]);
-        Ok(())
+    fn on_timer(name: String, payload: Vec<u8>) -> Result<(), String> {
+        let config = Config::load()?;
+        let key = String::from_utf8_lossy(&payload);
+        if name == "start" {
+            purchase::recovery::on_start(&config)
+        } else if name.starts_with(purchase::store::TIMER_PREFIX) {
+            purchase::recovery::on_timer(&config, &key)
+        } else if name.starts_with(renewal::TIMER_PREFIX) {
+            renewal::on_timer(&config, &payload)
+        } else if name.starts_with(followups::TIMER_PREFIX) {
+            followups::on_timer(&config, &payload)
+        } else if name.starts_with(balance_push::TIMER_PREFIX) {
+            balance_push::on_timer(&config, &payload)
+        } else {
+            // Acknowledged so it does not retry forever.
+            payhost_sdk::warn("platform24 ignored an unknown timer", &[("timer", &name)]);
+            Ok(())
+        }
     }
 
     fn on_payment_event(event: PaymentEvent) -> Result<(), String> {

@@ -1,75 +1,63 @@
-//! What the plugin remembers in its store: subscriptions bought and cancelled, and the
-//! card-payment transactions Platform24 asked a payment form for.
+//! JSON records in the instance's store, and the card-payment transactions Platform24
+//! asked a payment form for (`txn/{TransactionID}`).
 //!
-//! Keys: `sub/{account}/{packet_id}`, `cancel/{account}/{sub_id or packet-id}`,
-//! `txn/{TransactionID}`. Values are JSON so an operator can read them.
+//! Values are JSON so an operator can read them. The other record kinds live with the
+//! code that owns them (`subscriptions`, `users`, `purchase::store`) on the helpers
+//! here.
 
-use payhost_sdk::records::{self, Change, HostStore};
+use payhost_sdk::records::{self as sdk, Change, HostStore};
 use payhost_sdk::store;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-fn set<T: Serialize>(key: &str, value: &T) -> Result<(), String> {
-    let bytes = serde_json::to_vec(value).map_err(|e| e.to_string())?;
-    store::set(key, &bytes).map_err(|e| records::store_error(key, e))
+/// The record under `key` and the exact bytes it was read from (for `replace`).
+pub fn get<T: DeserializeOwned>(key: &str) -> Result<Option<(Vec<u8>, T)>, String> {
+    Ok(sdk::load(&HostStore, key)?.map(|(value, bytes)| (bytes, value)))
+}
+
+pub fn set<T: Serialize>(key: &str, value: &T) -> Result<(), String> {
+    let bytes = serde_json::to_vec(value).map_err(|e| format!("record `{key}` cannot be encoded: {e}"))?;
+    store::set(key, &bytes).map_err(|e| sdk::store_error(key, e))
+}
+
+/// The record under `key`, if any.
+pub fn load<T: DeserializeOwned>(key: &str) -> Result<Option<T>, String> {
+    Ok(sdk::load(&HostStore, key)?.map(|(value, _)| value))
+}
+
+/// Writes `value` only when `key` holds nothing; whether it wrote.
+pub fn create<T: Serialize>(key: &str, value: &T) -> Result<bool, String> {
+    sdk::create(&HostStore, key, value)
+}
+
+/// Writes `new` only when `key` still holds `old` (as read); whether it wrote.
+pub fn replace<T: Serialize>(key: &str, old: &[u8], new: &T) -> Result<bool, String> {
+    let bytes = serde_json::to_vec(new).map_err(|e| format!("record `{key}` cannot be encoded: {e}"))?;
+    store::compare_and_swap(key, Some(old), &bytes).map_err(|e| sdk::store_error(key, e))
+}
+
+pub fn delete(key: &str) -> Result<(), String> {
+    store::delete(key).map(|_| ()).map_err(|e| sdk::store_error(key, e))
+}
+
+/// Every key under `prefix`, page by page.
+pub fn keys_under(prefix: &str) -> Result<Vec<String>, String> {
+    const PAGE: u32 = 500;
+    let mut keys: Vec<String> = Vec::new();
+    loop {
+        let page = store::list_keys(prefix, keys.last().map(String::as_str), PAGE).map_err(|e| sdk::store_error(prefix, e))?;
+        let full = page.len() == PAGE as usize;
+        keys.extend(page);
+        if !full {
+            return Ok(keys);
+        }
+    }
 }
 
 /// Read-modify-write by compare-and-swap, so two concurrent updates both land; `change`
 /// returning `None` leaves the record as it is.
-fn update<T: Serialize + DeserializeOwned>(key: &str, change: impl Fn(Option<T>) -> Option<T>) -> Result<(), String> {
-    records::update(&HostStore, key, |current| Ok((change(current).map_or(Change::Keep, Change::Write), ())))
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SubscriptionState {
-    Active,
-    Cancelled,
-}
-
-/// The latest purchase of one packet by one subscriber.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Subscription {
-    pub packet_id: String,
-    pub name: String,
-    pub price: String,
-    pub currency: String,
-    pub is_base: Option<bool>,
-    pub state: SubscriptionState,
-    pub purchased_at: i64,
-    /// Ledger transaction of the debit (none for a free packet).
-    pub ledger_transaction: Option<String>,
-    pub cancelled_at: Option<i64>,
-}
-
-pub fn record_subscription(account: &str, sub: &Subscription) -> Result<(), String> {
-    set(&format!("sub/{account}/{}", sub.packet_id), sub)
-}
-
-/// A `delete_subscription` Platform24 sent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Cancellation {
-    pub sub_id: Option<String>,
-    pub packet_id: Option<String>,
-    pub start_at: Option<String>,
-    pub end_at: Option<String>,
-    pub at: i64,
-}
-
-/// Stores the cancellation and marks the packet's subscription cancelled.
-pub fn record_cancellation(account: &str, c: &Cancellation) -> Result<(), String> {
-    let name = match (&c.sub_id, &c.packet_id) {
-        (Some(sub), _) => sub.clone(),
-        (None, Some(packet)) => format!("packet-{packet}"),
-        (None, None) => return Err("a cancellation names neither a subscription nor a packet".into()),
-    };
-    set(&format!("cancel/{account}/{name}"), c)?;
-    if let Some(packet) = &c.packet_id {
-        update(&format!("sub/{account}/{packet}"), |sub: Option<Subscription>| {
-            sub.map(|s| Subscription { state: SubscriptionState::Cancelled, cancelled_at: Some(c.at), ..s })
-        })?;
-    }
-    Ok(())
+pub fn update<T: Serialize + DeserializeOwned>(key: &str, change: impl Fn(Option<T>) -> Option<T>) -> Result<(), String> {
+    sdk::update(&HostStore, key, |current| Ok((change(current).map_or(Change::Keep, Change::Write), ())))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,12 +94,12 @@ fn txn_key(transaction_id: &str) -> String {
 }
 
 pub fn load_transaction(transaction_id: &str) -> Result<Option<Transaction>, String> {
-    Ok(records::load(&HostStore, &txn_key(transaction_id))?.map(|(t, _)| t))
+    Ok(get(&txn_key(transaction_id))?.map(|(_, t)| t))
 }
 
 /// Creates the transaction record unless one exists; returns the stored one.
 pub fn create_transaction(transaction_id: &str, txn: &Transaction) -> Result<Transaction, String> {
-    records::create_or_load(&HostStore, &txn_key(transaction_id), txn)
+    sdk::create_or_load(&HostStore, &txn_key(transaction_id), txn)
 }
 
 /// Applies `change` to the stored transaction (no-op when it does not exist).

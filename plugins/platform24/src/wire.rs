@@ -100,6 +100,8 @@ pub struct Packet {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Purchase {
     pub user: String,
+    /// The platform's id of the user (`user.id`), for the provider API.
+    pub platform_user_id: Option<String>,
     pub packets: Vec<Packet>,
 }
 
@@ -107,6 +109,7 @@ pub struct Purchase {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cancellation {
     pub user: String,
+    pub platform_user_id: Option<String>,
     pub sub_id: Option<String>,
     pub packet_id: Option<String>,
     pub start_at: Option<String>,
@@ -179,6 +182,14 @@ impl Inbound {
         non_empty(self.params.get(name))
     }
 
+    /// The platform's user id (`user.id` in the body).
+    pub fn platform_user_id(&self) -> Result<Option<String>, String> {
+        match &self.body.user {
+            Some(u) => field(&u.id, "user.id"),
+            None => Ok(None),
+        }
+    }
+
     /// The provider uid: `user_id` in the URL and/or `user.provider_uid` in the body.
     pub fn user(&self) -> Result<String, String> {
         let from_query = self.param("user_id");
@@ -246,7 +257,7 @@ impl Inbound {
                 return Err("пакеты в адресе (trf_ids) не совпадают с пакетами в теле запроса".into());
             }
         }
-        Ok(Purchase { user, packets })
+        Ok(Purchase { user, platform_user_id: self.platform_user_id()?, packets })
     }
 
     /// A `delete_subscription` request: `sub_id` (URL or `subscription.id`) and/or the
@@ -275,7 +286,7 @@ impl Inbound {
             Some(s) => (field(&s.start_at, "start_at")?, field(&s.end_at, "end_at")?),
             None => (None, None),
         };
-        Ok(Cancellation { user, sub_id, packet_id, start_at, end_at })
+        Ok(Cancellation { user, platform_user_id: self.platform_user_id()?, sub_id, packet_id, start_at, end_at })
     }
 
     /// An `auth` request: `provider_uid`, `phone`, `ip` from the URL or the body.
@@ -370,6 +381,7 @@ mod tests {
         );
         let p = json("user_id=abon-1&trf_ids=12,11", &body).purchase().unwrap();
         assert_eq!(p.user, "abon-1");
+        assert_eq!(p.platform_user_id.as_deref(), Some("981"));
         assert_eq!(p.packets.len(), 2);
         assert_eq!(p.packets[0].id, "11");
         assert_eq!(p.packets[0].price.as_str(), "300.00");

@@ -5,6 +5,7 @@
 //! small pieces every gateway needs: reading a query or form, building JSON and redirect
 //! answers, and PHP-compatible encoders for counterparts that sign PHP output.
 
+pub mod auth;
 pub mod bindings;
 pub mod calendar;
 pub mod hex;

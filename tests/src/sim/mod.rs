@@ -5,5 +5,6 @@
 pub mod http;
 pub mod netflix;
 pub mod platform24;
+pub mod platform24_api;
 pub mod stripe;
 pub mod webtv;

@@ -1,7 +1,8 @@
 //! A Platform24 (24часаТВ) fake: it receives the billing's confirm/fail callbacks at
 //! `/billing/paysystem/{name}/{confirm|fail}` and checks their `SecurityKey` with its
-//! own SHA1 of the documented formula. It also builds the requests Platform24 sends
-//! to the billing (bodies, and the signed payment-form request).
+//! own SHA1 of the documented formula, and serves the provider API under `/api/v2`
+//! (`platform24_api`). It also builds the requests Platform24 sends to the billing
+//! (bodies, and the signed payment-form request).
 //!
 //! As the real platform does, it answers a good callback with an empty 200. A callback
 //! with a bad key gets a 403, and it is kept (marked bad) so a test can see it.
@@ -12,6 +13,7 @@ use serde_json::{json, Value};
 use sha1::{Digest, Sha1};
 
 use super::http::{SimRequest, SimResponse, SimServer};
+use super::platform24_api::{ProviderApi, API_PATH};
 
 /// One confirm or fail callback as Platform24 received it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +33,14 @@ pub struct Callback {
 pub struct Platform24Sim {
     server: SimServer,
     callbacks: Arc<Mutex<Vec<Callback>>>,
+    api: Arc<ProviderApi>,
+    private_key: String,
+    paysystem: String,
+    api_token: String,
 }
+
+/// The bearer token of the plugin's operator routes in `billing_config`.
+pub const OPERATOR_TOKEN: &str = "p24-operator-token-5d1e";
 
 fn sha1_hex(text: &str) -> String {
     hex::encode(Sha1::digest(text.as_bytes()))
@@ -82,16 +91,79 @@ fn handle(req: &SimRequest, private_key: &str, paysystem: &str, callbacks: &Mute
 }
 
 impl Platform24Sim {
-    /// Serves the callbacks of payment system `paysystem`, signed with `private_key`.
-    pub async fn start(private_key: &str, paysystem: &str) -> Self {
+    /// Serves the callbacks of payment system `paysystem`, signed with `private_key`,
+    /// and the provider API for the operator's `api_token`.
+    pub async fn start(private_key: &str, paysystem: &str, api_token: &str) -> Self {
         let callbacks = Arc::new(Mutex::new(Vec::new()));
-        let (key, name, log) = (private_key.to_string(), paysystem.to_string(), callbacks.clone());
-        let server = SimServer::start(move |req| handle(&req, &key, &name, &log)).await;
-        Self { server, callbacks }
+        let api = ProviderApi::new(api_token);
+        let (key, name, log, provider) = (private_key.to_string(), paysystem.to_string(), callbacks.clone(), api.clone());
+        let server = SimServer::start(move |req| {
+            if req.path.starts_with(API_PATH) {
+                provider.handle(&req)
+            } else {
+                handle(&req, &key, &name, &log)
+            }
+        })
+        .await;
+        Self {
+            server,
+            callbacks,
+            api,
+            private_key: private_key.into(),
+            paysystem: paysystem.into(),
+            api_token: api_token.into(),
+        }
+    }
+
+    /// The environment `billing_config`'s secrets are read from.
+    pub fn grant(&self, builder: crate::HostBuilder) -> crate::HostBuilder {
+        builder
+            .env("P24_PRIVATE_KEY", &self.private_key)
+            .env("P24_API_TOKEN", &self.api_token)
+            .env("P24_OPERATOR_TOKEN", OPERATOR_TOKEN)
+    }
+
+    /// A `platform24` instance `p24` on `/p24` against this simulator, card payments
+    /// through `system`, with extra `[plugins.settings]` lines.
+    pub fn billing_config(&self, system: &str, settings: &str) -> String {
+        format!(
+            r#"
+[[plugins]]
+name = "p24"
+component = {component:?}
+mount = "/p24"
+allowed_hosts = ["{host}"]
+payment_systems = ["{system}"]
+[plugins.secrets]
+platform24_private_key = {{ env = "P24_PRIVATE_KEY" }}
+platform24_api_token = {{ env = "P24_API_TOKEN" }}
+admin_token = {{ env = "P24_OPERATOR_TOKEN" }}
+[plugins.settings]
+platform_url = "{url}"
+api_base_url = "{api}"
+paysystem_name = "{paysystem}"
+payment_system = "{system}"
+{settings}
+"#,
+            component = crate::plugin_wasm("platform24").display().to_string(),
+            host = self.host_port(),
+            url = self.base_url(),
+            api = self.api_base_url(),
+            paysystem = self.paysystem,
+        )
     }
 
     pub fn base_url(&self) -> String {
         self.server.base_url()
+    }
+
+    /// The provider API's base URL (`api_base_url`).
+    pub fn api_base_url(&self) -> String {
+        format!("{}{API_PATH}", self.server.base_url())
+    }
+
+    pub fn api(&self) -> &ProviderApi {
+        &self.api
     }
 
     /// `127.0.0.1:PORT`, for `allowed_hosts`.
@@ -110,10 +182,22 @@ impl Platform24Sim {
     }
 }
 
+/// The platform id the request builders put in `user.id` for a subscriber: a fixed
+/// function of the provider uid, so each test subscriber is its own platform user.
+pub fn platform_id(provider_uid: &str) -> u64 {
+    let hash = provider_uid.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    900_000 + hash % 99_999
+}
+
 /// The `user` object Platform24 puts in every billing request.
 pub fn user(provider_uid: &str) -> Value {
+    user_with_id(provider_uid, platform_id(provider_uid))
+}
+
+/// The `user` object with a given platform id.
+pub fn user_with_id(provider_uid: &str, id: u64) -> Value {
     json!({
-        "id": 981_001,
+        "id": id,
         "phone": "+79990001122",
         "email": "abonent@example.com",
         "provider_uid": provider_uid,
