@@ -14,7 +14,10 @@ use payhost::clock::HostClock;
 use payhost::jobs::{ExportCaller, JobConfig, JobWorker};
 use payhost::ledger::{DebitLine, Entry, Ledger, LedgerError};
 use payhost::money;
-use payhost::storage::{DeliveryRequest, EntryKind, JobState, KvWrite, Lease, NewPaymentEvent, PaymentEventRow, PaymentStatus, Storage};
+use payhost::storage::{
+    DeliveryRequest, EntryKind, JobState, KvWrite, Lease, NewPaymentEvent, PaymentEventRow, PaymentStatus, Posting, PostingLine,
+    PostingRefusal, Storage,
+};
 use support::http_sink::Sink;
 use support::{eventually, TestDb};
 
@@ -24,6 +27,9 @@ on_both_backends!(
     concurrent_debits_never_overdraw,
     idempotent_replays_move_money_once,
     debit_many_is_all_or_nothing,
+    a_batch_refuses_postings_one_by_one_and_applies_the_rest,
+    a_batch_that_fails_midway_leaves_nothing_applied,
+    group_committed_postings_answer_each_caller_with_its_own_outcome,
     amounts_currencies_and_accounts_are_validated,
     overdraft_is_the_floor_for_debits,
     a_transaction_is_reversed_once,
@@ -402,6 +408,140 @@ async fn debit_many_is_all_or_nothing(db: &TestDb) {
     assert_eq!(done[0].transaction_id, done[1].transaction_id);
     assert_eq!((done[0].amount.as_str(), done[1].amount.as_str()), ("-50.00", "-20.00"));
     assert_eq!((balance(&l, "a").await, balance(&l, "b").await), ("50.00".into(), "0.00".into()));
+}
+
+/// A one-line posting of `delta` kopecks on `account`, keyed `key`.
+fn posting(key: &str, account: &str, delta: i64, reference: &str) -> Posting {
+    Posting {
+        idempotency_key: format!("batch:{key}"),
+        request_hash: format!("{account}/{delta}/{reference}"),
+        currency: "RUB".into(),
+        lines: vec![PostingLine {
+            account: account.into(),
+            delta,
+            kind: if delta < 0 { EntryKind::Debit } else { EntryKind::Credit },
+            reference: reference.into(),
+        }],
+        reverses: None,
+        at: 1_700_000_000_000,
+    }
+}
+
+async fn a_batch_refuses_postings_one_by_one_and_applies_the_rest(db: &TestDb) {
+    let storage = db.open().await;
+    let l = Ledger::new(storage.clone(), HostClock::system());
+    l.open_account("b-1", "RUB").await.unwrap();
+    l.open_account("b-2", "RUB").await.unwrap();
+    l.credit("test", "fund", "b-1", "1.00", "RUB", "funding").await.unwrap();
+
+    let mut conflict = posting("first", "b-1", -60, "again");
+    conflict.request_hash = "another request".into();
+    let batch = [
+        posting("first", "b-1", -60, "ok"),
+        posting("overdraw", "b-1", -60, "refused"),
+        posting("credit", "b-2", 500, "ok"),
+        posting("nobody", "b-404", -1, "refused"),
+        posting("first", "b-1", -60, "ok"),
+        conflict,
+        posting("rest", "b-1", -40, "ok"),
+    ];
+    let outcomes = storage.post_batch(&batch).await.unwrap();
+    assert_eq!(outcomes.len(), batch.len());
+    let first = outcomes[0].as_ref().expect("first applies");
+    assert_eq!(first[0].balance_after, 40);
+    assert_eq!(outcomes[1], Err(PostingRefusal::InsufficientFunds { account: "b-1".into(), balance: 40, requested: 60 }));
+    assert_eq!(outcomes[2].as_ref().unwrap()[0].balance_after, 500);
+    assert_eq!(outcomes[3], Err(PostingRefusal::UnknownAccount("b-404".into())));
+    // A later posting of the batch sees the earlier ones: the same key is a replay...
+    assert_eq!(outcomes[4].as_ref().unwrap(), first);
+    // ...or, with other arguments, a conflict.
+    assert_eq!(outcomes[5], Err(PostingRefusal::IdempotencyConflict("batch:first".into())));
+    assert_eq!(outcomes[6].as_ref().unwrap()[0].balance_after, 0);
+
+    assert_eq!(balance(&l, "b-1").await, "0.00");
+    assert_eq!(balance(&l, "b-2").await, "5.00");
+    assert_eq!(l.history("b-1", 100).await.unwrap().len(), 3, "funding, first, rest");
+    // A refused posting kept nothing, not even its key: it applies once funds are there.
+    l.credit("test", "top-up", "b-1", "0.60", "RUB", "top-up").await.unwrap();
+    let retried = storage.post_batch(&[posting("overdraw", "b-1", -60, "refused")]).await.unwrap();
+    assert_eq!(retried[0].as_ref().unwrap()[0].balance_after, 0);
+}
+
+/// Makes the backend fail while it writes an entry with reference `boom`, in the middle
+/// of whatever transaction is under way, as a crash between two postings would.
+async fn fail_on_boom(db: &TestDb) {
+    if let Some(path) = db.url.strip_prefix("sqlite://") {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        conn.execute_batch(
+            "CREATE TRIGGER fail_on_boom BEFORE INSERT ON ledger_entries WHEN NEW.reference = 'boom'
+             BEGIN SELECT RAISE(ABORT, 'simulated failure mid-batch'); END;",
+        )
+        .unwrap();
+    } else {
+        let (client, connection) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        client
+            .batch_execute(
+                "CREATE FUNCTION fail_on_boom() RETURNS trigger LANGUAGE plpgsql AS $$
+                 BEGIN IF NEW.reference = 'boom' THEN RAISE EXCEPTION 'simulated failure mid-batch'; END IF; RETURN NEW; END $$;
+                 CREATE TRIGGER fail_on_boom BEFORE INSERT ON ledger_entries FOR EACH ROW EXECUTE FUNCTION fail_on_boom();",
+            )
+            .await
+            .unwrap();
+    }
+}
+
+async fn a_batch_that_fails_midway_leaves_nothing_applied(db: &TestDb) {
+    let storage = db.open().await;
+    let l = Ledger::new(storage.clone(), HostClock::system());
+    l.open_account("c-1", "RUB").await.unwrap();
+    l.credit("test", "fund", "c-1", "10.00", "RUB", "funding").await.unwrap();
+    fail_on_boom(db).await;
+
+    let batch = [
+        posting("a", "c-1", -100, "a"),
+        posting("b", "c-1", -100, "b"),
+        posting("c", "c-1", -100, "boom"),
+        posting("d", "c-1", -100, "d"),
+    ];
+    assert!(storage.post_batch(&batch).await.is_err(), "the batch fails as a whole");
+    // Nothing of the unanswered batch was applied: not the postings before the failure,
+    // not their idempotency keys.
+    assert_eq!(balance(&l, "c-1").await, "10.00");
+    assert_eq!(l.history("c-1", 100).await.unwrap().len(), 1);
+    let again = storage.post_batch(&[posting("a", "c-1", -100, "a")]).await.unwrap();
+    assert_eq!(again[0].as_ref().unwrap()[0].balance_after, 900, "key `a` was never taken");
+}
+
+async fn group_committed_postings_answer_each_caller_with_its_own_outcome(db: &TestDb) {
+    let storage = db.open().await;
+    let l = Arc::new(Ledger::new(storage.clone(), HostClock::system()));
+    l.open_account("g-1", "RUB").await.unwrap();
+    l.credit("test", "fund", "g-1", "10.00", "RUB", "funding").await.unwrap();
+    l.open_account("g-boom", "RUB").await.unwrap();
+    l.credit("test", "fund-boom", "g-boom", "10.00", "RUB", "funding").await.unwrap();
+    fail_on_boom(db).await;
+
+    // Concurrent callers share commits; the one whose posting breaks its batch's
+    // transaction fails alone, every other caller gets its own outcome.
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let l = l.clone();
+            let (account, reference) = if i == 17 { ("g-boom", "boom".to_string()) } else { ("g-1", format!("charge {i}")) };
+            tokio::spawn(async move { l.debit("test", &format!("g-{i}"), account, "0.25", "RUB", &reference).await })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.unwrap());
+    }
+    assert!(matches!(&outcomes[17], Err(LedgerError::Backend(_))), "{:?}", outcomes[17]);
+    let applied = outcomes.iter().filter(|o| o.is_ok()).count();
+    let refused = outcomes.iter().filter(|o| matches!(o, Err(LedgerError::InsufficientFunds { .. }))).count();
+    assert_eq!((applied, refused), (40, 23), "10.00 pays for 40 debits of 0.25");
+    assert_eq!(balance(&l, "g-1").await, "0.00");
+    assert_eq!(l.history("g-1", 100).await.unwrap().len(), 41);
+    assert_eq!(balance(&l, "g-boom").await, "10.00");
 }
 
 async fn amounts_currencies_and_accounts_are_validated(db: &TestDb) {

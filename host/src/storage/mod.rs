@@ -16,6 +16,7 @@
 
 mod error;
 mod events;
+pub mod group_commit;
 mod jobs;
 mod kv;
 mod ledger;
@@ -28,6 +29,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 pub use error::{Cause, StorageError, StorageResult};
+pub use group_commit::PostingOutcome;
 pub use events::{NewPaymentEvent, PaymentEventRow, PaymentEventStore, PaymentStatus};
 pub use jobs::{DeliveryRequest, DeliveryRow, JobState, JobStore, Lease, TimerRow};
 pub use kv::{KeyValueStore, KvWrite};

@@ -1,13 +1,17 @@
 //! PostgreSQL: accounts and postings, with the touched accounts locked in id order and
-//! lost races retried.
+//! lost races retried. Postings are group-committed: a batch is one transaction, each
+//! posting under its own savepoint.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use deadpool_postgres::{GenericClient, Object};
+use deadpool_postgres::{GenericClient, Object, Pool, Transaction};
+use futures::future::BoxFuture;
 use tokio_postgres::Row;
 
-use super::{Failure, POST_ATTEMPTS, PostgresStorage, Res, get, rows};
+use super::{client_of, get, rows, Failure, PostgresStorage, Res, POST_ATTEMPTS};
+use crate::storage::group_commit::{BatchPoster, GroupCommit, PostingOutcome};
 use crate::storage::posting::{plan, touched_accounts};
 use crate::storage::{AccountRow, EntryKind, EntryRow, LedgerStore, Minor, Posting, PostingRefusal, StorageResult, new_id};
 
@@ -42,11 +46,54 @@ async fn entries_of<C: GenericClient>(client: &C, transaction_id: &str) -> Res<V
     rows(found, entry_row)
 }
 
-async fn post_once(client: &mut Object, posting: &Posting) -> Res<Result<Vec<EntryRow>, PostingRefusal>> {
+/// Applies `postings` in one transaction, each under its own savepoint (a refusal rolls
+/// back only itself), with one commit; a batch that lost a deadlock or serialisation
+/// race to another host is run again whole.
+async fn post_batch(pool: &Pool, postings: &[Posting]) -> StorageResult<Vec<PostingOutcome>> {
+    let mut client = client_of(pool).await?;
+    let mut attempt = 1;
+    loop {
+        match post_batch_once(&mut client, postings).await {
+            Err(failure) if failure.is_lost_race() && attempt < POST_ATTEMPTS => attempt += 1,
+            other => return Ok(other?),
+        }
+    }
+}
+
+async fn post_batch_once(client: &mut Object, postings: &[Posting]) -> Res<Vec<PostingOutcome>> {
+    let mut tx = client.transaction().await?;
+    let mut outcomes = Vec::with_capacity(postings.len());
+    for posting in postings {
+        let savepoint = tx.transaction().await?;
+        let outcome = post_in(&savepoint, posting).await?;
+        if outcome.is_ok() {
+            savepoint.commit().await?;
+        } else {
+            // Releases the idempotency key: a refused call may be retried with it.
+            savepoint.rollback().await?;
+        }
+        outcomes.push(outcome);
+    }
+    tx.commit().await?;
+    Ok(outcomes)
+}
+
+/// The group-commit writer's side of the pool.
+pub(super) struct BatchWriter(pub(super) Pool);
+
+impl BatchPoster for BatchWriter {
+    fn post_batch(&self, postings: Arc<[Posting]>) -> BoxFuture<'_, StorageResult<Vec<PostingOutcome>>> {
+        Box::pin(async move { post_batch(&self.0, &postings).await })
+    }
+}
+
+/// One posting inside the caller's transaction (a savepoint of the batch); the caller
+/// rolls the savepoint back on a refusal, which also releases a claimed idempotency key.
+async fn post_in(tx: &Transaction<'_>, posting: &Posting) -> Res<PostingOutcome> {
     if let Some(target) = &posting.reverses {
         // Transactions never change once written, so this check needs no lock; the
         // unique `reverses` column settles two concurrent reversals below.
-        let found = client.query_opt("SELECT reverses FROM ledger_transactions WHERE id = $1", &[target]).await?;
+        let found = tx.query_opt("SELECT reverses FROM ledger_transactions WHERE id = $1", &[target]).await?;
         match found.map(|r| r.try_get::<_, Option<String>>(0)).transpose()? {
             None => return Ok(Err(PostingRefusal::NotReversible(format!("transaction {target} is unknown")))),
             Some(Some(_)) => {
@@ -56,7 +103,6 @@ async fn post_once(client: &mut Object, posting: &Posting) -> Res<Result<Vec<Ent
         }
     }
 
-    let tx = client.transaction().await?;
     let transaction_id = new_id("tx");
     // Claims the key first: a concurrent posting with the same key waits here until
     // this one commits (then sees it) or rolls back (then takes the key itself).
@@ -82,7 +128,7 @@ async fn post_once(client: &mut Object, posting: &Posting) -> Res<Result<Vec<Ent
                 if hash != posting.request_hash {
                     Err(PostingRefusal::IdempotencyConflict(posting.idempotency_key.clone()))
                 } else {
-                    Ok(entries_of(&tx, &id).await?)
+                    Ok(entries_of(tx, &id).await?)
                 }
             }
             // The key is free, so the conflict was on `reverses`.
@@ -91,7 +137,6 @@ async fn post_once(client: &mut Object, posting: &Posting) -> Res<Result<Vec<Ent
                 posting.reverses.as_deref().unwrap_or_default()
             ))),
         };
-        tx.rollback().await?;
         return Ok(outcome);
     }
 
@@ -104,11 +149,7 @@ async fn post_once(client: &mut Object, posting: &Posting) -> Res<Result<Vec<Ent
     }
     let plan = match plan(posting, &transaction_id, &accounts) {
         Ok(plan) => plan,
-        Err(refusal) => {
-            // Releases the idempotency key: a refused call may be retried with it.
-            tx.rollback().await?;
-            return Ok(Err(refusal));
-        }
+        Err(refusal) => return Ok(Err(refusal)),
     };
 
     let insert = tx
@@ -129,7 +170,6 @@ async fn post_once(client: &mut Object, posting: &Posting) -> Res<Result<Vec<Ent
     for (id, balance) in &plan.balances {
         tx.execute(&update, &[id, balance]).await?;
     }
-    tx.commit().await?;
     Ok(Ok(plan.entries))
 }
 
@@ -166,14 +206,12 @@ impl LedgerStore for PostgresStorage {
     }
 
     async fn post(&self, posting: &Posting) -> StorageResult<Result<Vec<EntryRow>, PostingRefusal>> {
-        let mut client = self.client().await?;
-        let mut attempt = 1;
-        loop {
-            match post_once(&mut client, posting).await {
-                Err(failure) if failure.is_lost_race() && attempt < POST_ATTEMPTS => attempt += 1,
-                other => return Ok(other?),
-            }
-        }
+        let writer = self.writer.get_or_init(|| GroupCommit::start(Arc::new(BatchWriter(self.pool.clone()))));
+        writer.post(posting.clone()).await
+    }
+
+    async fn post_batch(&self, postings: &[Posting]) -> StorageResult<Vec<PostingOutcome>> {
+        post_batch(&self.pool, postings).await
     }
 
     async fn transaction_entries(&self, transaction_id: &str) -> StorageResult<Vec<EntryRow>> {

@@ -10,6 +10,7 @@ mod jobs;
 mod kv;
 mod ledger;
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -18,6 +19,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 
 use super::{JobState, Lease, Storage, StorageError, StorageResult};
+use super::group_commit::GroupCommit;
 
 /// Connections per host; postings hold one for a few round trips only.
 const POOL_SIZE: usize = 16;
@@ -136,6 +138,9 @@ CREATE INDEX payment_events_by_provider ON payment_events (provider, id);
 
 pub struct PostgresStorage {
     pool: Pool,
+    /// The group-commit writer of postings, started on the first one (on the runtime
+    /// that makes it).
+    writer: OnceLock<GroupCommit>,
 }
 
 /// Why a statement failed: the database said so (kept whole so a posting can tell a
@@ -203,12 +208,16 @@ impl PostgresStorage {
             .map_err(|e| anyhow::anyhow!("PostgreSQL pool: {e}"))?;
         // Fail at start-up, with the reason, rather than at the first request.
         drop(pool.get().await.map_err(|e| anyhow::anyhow!("connecting to PostgreSQL: {e}"))?);
-        Ok(Self { pool })
+        Ok(Self { pool, writer: OnceLock::new() })
     }
 
     async fn client(&self) -> StorageResult<Object> {
-        self.pool.get().await.map_err(|e| StorageError::Unavailable { what: "PostgreSQL connection pool".into(), source: e.into() })
+        client_of(&self.pool).await
     }
+}
+
+async fn client_of(pool: &Pool) -> StorageResult<Object> {
+    pool.get().await.map_err(|e| StorageError::Unavailable { what: "PostgreSQL connection pool".into(), source: e.into() })
 }
 
 fn get<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, name: &str) -> Res<T> {

@@ -1,12 +1,16 @@
-//! SQLite: accounts and postings. A posting runs in one `BEGIN IMMEDIATE` transaction,
-//! so concurrent postings from several processes serialise on the write lock.
+//! SQLite: accounts and postings. Postings are group-committed: a batch runs in one
+//! `BEGIN IMMEDIATE` transaction, each posting under its own savepoint, so concurrent
+//! postings from several processes still serialise on the write lock.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
+use futures::future::BoxFuture;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::{SqliteStorage, conversion, immediate};
+use super::{conversion, immediate, run_on, SharedConnection, SqliteStorage};
+use crate::storage::group_commit::{BatchPoster, GroupCommit, PostingOutcome};
 use crate::storage::posting::{plan, touched_accounts};
 use crate::storage::{AccountRow, EntryKind, EntryRow, LedgerStore, Minor, Posting, PostingRefusal, StorageResult, new_id};
 
@@ -40,8 +44,35 @@ fn entries_of(conn: &Connection, transaction_id: &str) -> rusqlite::Result<Vec<E
     rows.collect()
 }
 
-fn post(conn: &mut Connection, posting: &Posting) -> rusqlite::Result<Result<Vec<EntryRow>, PostingRefusal>> {
-    let tx = immediate(conn)?;
+/// Applies `postings` in one write transaction, each under its own savepoint: a refused
+/// posting is rolled back alone, and the batch is durable at the one commit.
+fn post_batch(conn: &mut Connection, postings: &[Posting]) -> rusqlite::Result<Vec<PostingOutcome>> {
+    let mut tx = immediate(conn)?;
+    let mut outcomes = Vec::with_capacity(postings.len());
+    for posting in postings {
+        let savepoint = tx.savepoint()?;
+        let outcome = post_in(&savepoint, posting)?;
+        if outcome.is_ok() {
+            savepoint.commit()?;
+        }
+        // Dropping a savepoint that was not committed rolls it back.
+        outcomes.push(outcome);
+    }
+    tx.commit()?;
+    Ok(outcomes)
+}
+
+/// The group-commit writer's side of the connection.
+pub(super) struct BatchWriter(pub(super) SharedConnection);
+
+impl BatchPoster for BatchWriter {
+    fn post_batch(&self, postings: Arc<[Posting]>) -> BoxFuture<'_, StorageResult<Vec<PostingOutcome>>> {
+        Box::pin(run_on(&self.0, move |c| post_batch(c, &postings)))
+    }
+}
+
+/// One posting inside the caller's transaction; a refusal writes nothing.
+fn post_in(tx: &Connection, posting: &Posting) -> rusqlite::Result<PostingOutcome> {
     let earlier: Option<(String, String)> = tx
         .prepare_cached("SELECT id, request_hash FROM ledger_transactions WHERE idempotency_key = ?1")?
         .query_row([&posting.idempotency_key], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -122,7 +153,6 @@ fn post(conn: &mut Connection, posting: &Posting) -> rusqlite::Result<Result<Vec
             update.execute(params![id, balance])?;
         }
     }
-    tx.commit()?;
     Ok(Ok(plan.entries))
 }
 
@@ -156,8 +186,13 @@ impl LedgerStore for SqliteStorage {
     }
 
     async fn post(&self, posting: &Posting) -> StorageResult<Result<Vec<EntryRow>, PostingRefusal>> {
-        let posting = posting.clone();
-        self.run(move |c| post(c, &posting)).await
+        let writer = self.writer.get_or_init(|| GroupCommit::start(Arc::new(BatchWriter(self.conn.clone()))));
+        writer.post(posting.clone()).await
+    }
+
+    async fn post_batch(&self, postings: &[Posting]) -> StorageResult<Vec<PostingOutcome>> {
+        let postings = postings.to_vec();
+        self.run(move |c| post_batch(c, &postings)).await
     }
 
     async fn transaction_entries(&self, transaction_id: &str) -> StorageResult<Vec<EntryRow>> {

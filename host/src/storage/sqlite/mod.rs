@@ -10,7 +10,7 @@ mod kv;
 mod ledger;
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -18,6 +18,7 @@ use rusqlite::types::Value;
 use rusqlite::{params, Connection, Row, TransactionBehavior};
 
 use super::{JobState, Lease, Storage, StorageError, StorageResult};
+use super::group_commit::GroupCommit;
 
 /// How long a writer waits for another process holding the file's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -131,8 +132,13 @@ CREATE INDEX payment_events_due ON payment_events (state, next_at);
 CREATE INDEX payment_events_by_provider ON payment_events (provider, id);
 "#];
 
+type SharedConnection = Arc<tokio::sync::Mutex<Connection>>;
+
 pub struct SqliteStorage {
-    conn: Arc<tokio::sync::Mutex<Connection>>,
+    conn: SharedConnection,
+    /// The group-commit writer of postings, started on the first one (on the runtime
+    /// that makes it).
+    writer: OnceLock<GroupCommit>,
 }
 
 impl SqliteStorage {
@@ -165,22 +171,30 @@ impl SqliteStorage {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.set_prepared_statement_cache_capacity(64);
-        Ok(Self { conn: Arc::new(tokio::sync::Mutex::new(conn)) })
+        Ok(Self { conn: Arc::new(tokio::sync::Mutex::new(conn)), writer: OnceLock::new() })
     }
 
-    /// Runs `f` on the connection off the async threads. The async lock queues callers
-    /// without holding a blocking thread each.
     async fn run<T, F>(&self, f: F) -> StorageResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        let mut conn = self.conn.clone().lock_owned().await;
-        tokio::task::spawn_blocking(move || f(&mut conn))
-            .await
-            .map_err(|e| StorageError::Failed { what: "SQLite worker thread".into(), source: e.into() })?
-            .map_err(backend)
+        run_on(&self.conn, f).await
     }
+}
+
+/// Runs `f` on the connection off the async threads. The async lock queues callers
+/// without holding a blocking thread each.
+async fn run_on<T, F>(conn: &SharedConnection, f: F) -> StorageResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+{
+    let mut conn = conn.clone().lock_owned().await;
+    tokio::task::spawn_blocking(move || f(&mut conn))
+        .await
+        .map_err(|e| StorageError::Failed { what: "SQLite worker thread".into(), source: e.into() })?
+        .map_err(backend)
 }
 
 /// Sorts a SQLite error by what it means for the caller.
