@@ -159,6 +159,11 @@ pub struct Limits {
     /// Largest outbound HTTP answer body, in bytes.
     #[serde(default = "default_http_max_bytes")]
     pub http_max_response_bytes: u64,
+    /// `handle` calls one instance serves before it is retired: 1 (the default) is a
+    /// fresh instance per request; more keeps the guest's memory between requests (see
+    /// `runtime::warm`).
+    #[serde(default = "default_reuse")]
+    pub reuse: u32,
 }
 
 impl Default for Limits {
@@ -168,10 +173,14 @@ impl Default for Limits {
             deadline_ms: default_deadline_ms(),
             http_timeout_ms: default_http_timeout_ms(),
             http_max_response_bytes: default_http_max_bytes(),
+            reuse: default_reuse(),
         }
     }
 }
 
+fn default_reuse() -> u32 {
+    1
+}
 fn default_listen() -> String {
     "127.0.0.1:8080".into()
 }
@@ -217,6 +226,8 @@ fn default_http_max_bytes() -> u64 {
 
 /// Largest memory cap an instance may ask for; the engine's pool is sized for it.
 pub const MAX_MEMORY_MB: u32 = 1024;
+/// Most `handle` calls one warm instance may serve (`limits.reuse`).
+pub const MAX_REUSE: u32 = 100_000;
 
 impl Config {
     /// Reads and validates `path`; relative paths inside are resolved against its folder.
@@ -306,6 +317,9 @@ impl Config {
             }
             if l.http_timeout_ms == 0 {
                 bail!("{}: must be positive", at("limits.http_timeout_ms"));
+            }
+            if l.reuse == 0 || l.reuse > MAX_REUSE {
+                bail!("{}: must be 1..={MAX_REUSE} (1: a fresh instance per request)", at("limits.reuse"));
             }
         }
         for (i, a) in self.plugins.iter().enumerate() {

@@ -1,6 +1,7 @@
 //! The calls into a loaded instance's exports: a provider's `handle`, `on-timer` and
 //! `on-payment-event`, and a payment system's `processor` functions. Each runs in a
-//! fresh store through `Runtime::run`.
+//! fresh store through `Runtime::run`, except `handle` of an instance with
+//! `limits.reuse` (see `warm`).
 
 use std::sync::Arc;
 
@@ -8,8 +9,10 @@ use futures::future::BoxFuture;
 use wasmtime::component::{ComponentExportIndex, TypedFunc};
 use wasmtime::Store;
 
+use super::engine::deadline_ticks;
 use super::instance::{LoadedInstance, Pre};
-use super::{HandleParams, HandleResults, Runtime};
+use super::warm::WeakRuntime;
+use super::{HandleParams, HandleResults, Runtime, HOST_GRACE};
 use crate::call_failure::CallFailure;
 use crate::capabilities::state::PluginState;
 use crate::storage::KvWrite;
@@ -20,6 +23,9 @@ use crate::wit::types::{Request, Response};
 impl Runtime {
     /// Calls a provider's `handle` export.
     pub async fn call_handle(self: &Arc<Self>, instance: &LoadedInstance, request: Request) -> Result<Response, CallFailure> {
+        if instance.warm.enabled() {
+            return self.call_handle_warm(instance, request).await;
+        }
         let id = request.id.clone();
         let result = self
             .run(instance, &id, move |store, inst| {
@@ -39,6 +45,53 @@ impl Runtime {
             })
             .await?;
         result.map_err(CallFailure::PluginError)
+    }
+
+    /// `handle` in a warm instance of this version (a fresh one when none is idle). Only
+    /// a clean answer hands the instance back; after a trap, a deadline, a memory error
+    /// or an error result it is dropped with the call.
+    async fn call_handle_warm(self: &Arc<Self>, instance: &LoadedInstance, request: Request) -> Result<Response, CallFailure> {
+        let _permit = self
+            .calls
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| CallFailure::Unavailable("too many plugin calls at once".into()))?;
+        let deadline = instance.deadline();
+        let call = async {
+            let mut warm = match instance.warm.take() {
+                Some(mut warm) => {
+                    warm.store.data_mut().request_id.clone_from(&request.id);
+                    warm.store.set_epoch_deadline(deadline_ticks(deadline));
+                    warm
+                }
+                None => {
+                    // An idle store must not keep the runtime alive: it reaches payment
+                    // systems through a weak handle.
+                    let systems = Arc::new(WeakRuntime(Arc::downgrade(self)));
+                    let mut store = instance.new_store(&self.engine, &request.id, systems);
+                    let (pre, index) = provider(instance)?;
+                    let wasm = pre.instance_pre().instantiate_async(&mut store).await?;
+                    let func = wasm
+                        .get_func(&mut store, index)
+                        .ok_or_else(|| wasmtime::Error::msg("the `handle` export vanished from its component"))?;
+                    instance.warm.fresh(store, func)
+                }
+            };
+            // SAFETY: as in `call_handle`: `describe` type-checked this export of this
+            // component against these types at load.
+            let handle = unsafe { TypedFunc::<HandleParams<'_>, HandleResults>::new_unchecked(warm.handle) };
+            let (response,) = handle.call_async(&mut warm.store, (&request,)).await?;
+            wasmtime::Result::Ok((response, warm))
+        };
+        match tokio::time::timeout(deadline + HOST_GRACE, call).await {
+            Err(_) => Err(CallFailure::Deadline),
+            Ok(Err(e)) => Err(CallFailure::from_wasmtime(e)),
+            Ok(Ok((Err(message), _retired))) => Err(CallFailure::PluginError(message)),
+            Ok(Ok((Ok(response), warm))) => {
+                instance.warm.give_back(warm);
+                Ok(response)
+            }
+        }
     }
 
     /// Calls a provider's `on-timer` export.

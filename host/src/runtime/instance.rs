@@ -1,6 +1,7 @@
 //! One loaded version of a plugin instance: its compiled component, pre-instantiated
 //! against the host's linker, with the grants from config. Every call gets a fresh
-//! `Store` from here, so no state leaks between requests.
+//! `Store` from here, so no state leaks between requests, unless the operator turned on
+//! `limits.reuse` (then `handle` calls may run in a warm instance of this version).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use wasmtime_wasi::WasiCtx;
 use super::component::LoadedComponent;
 use super::engine::deadline_ticks;
 use super::exports::{ProcessorPre, ProviderPre};
+use super::warm::WarmPool;
 use crate::wit::types::PluginInfo;
 use crate::capabilities::state::{InstanceContext, PluginState};
 use crate::clock::HostClock;
@@ -36,6 +38,8 @@ pub struct LoadedInstance {
     pub loaded_at: i64,
     /// What loaded this version (`startup`, `admin reload`, `file change`, ...).
     pub trigger: String,
+    /// Idle warm instances of this version (`limits.reuse`; empty when reuse is off).
+    pub warm: WarmPool,
 }
 
 impl LoadedInstance {

@@ -12,6 +12,7 @@ pub mod instance;
 mod job_exports;
 mod payment_systems;
 pub mod registry;
+pub mod warm;
 
 pub use job_exports::RuntimeCaller;
 
@@ -192,6 +193,7 @@ impl Runtime {
             },
             loaded_at,
             trigger: trigger.to_string(),
+            warm: warm::WarmPool::new(plugin.limits.reuse),
         };
         let info = self
             .describe(&instance)

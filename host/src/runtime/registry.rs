@@ -57,7 +57,8 @@ impl Slot {
     pub fn swap(&self, instance: Arc<LoadedInstance>) {
         let mut history = self.history.lock().expect("history lock");
         remember(&mut history, record_of(&instance), instance.clone());
-        self.current.store(instance);
+        let previous = self.current.swap(instance);
+        previous.warm.clear();
     }
 
     /// Returns to the version before the current one; `None` when there is none.
@@ -70,7 +71,8 @@ impl Slot {
         let mut record = record_of(&previous);
         record.trigger = trigger.to_string();
         remember(&mut history, record, previous.clone());
-        self.current.store(previous.clone());
+        let replaced = self.current.swap(previous.clone());
+        replaced.warm.clear();
         Some(previous)
     }
 

@@ -3,6 +3,8 @@
 //! bound, `GET /trap` panics; `GET /` answers normally, naming itself. `GET /env` and
 //! `GET /file` show what the sandbox lets a plugin see of the host (nothing). It asks
 //! for a secret and a host in `describe`, so config checks have something to refuse.
+//! `GET /count` counts its calls in a static, so tests can see what a warm instance
+//! (`limits.reuse`) keeps between requests and what a fresh one starts over with.
 // Native builds (unit tests) do not export the component, so its entry points look unused.
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code, unused_imports))]
 
@@ -12,6 +14,9 @@ use payhost_sdk::{Request, Response};
 use serde_json::json;
 
 struct Faulty;
+
+/// Calls of `/count` this instance has served; lives in linear memory.
+static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl payhost_sdk::Plugin for Faulty {
     fn describe() -> PluginInfo {
@@ -42,6 +47,10 @@ impl payhost_sdk::Plugin for Faulty {
                     chunk[0] = 1;
                     chunks.push(std::hint::black_box(chunk));
                 }
+            }
+            "/count" => {
+                let count = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                Ok(Response::json(200, &json!({ "count": count })))
             }
             "/trap" => panic!("deliberate trap"),
             "/error" => Err("deliberate plugin error".into()),
