@@ -2,7 +2,8 @@
 //!
 //! - `dispatch`: per-request plugin dispatch (fresh store, instantiate, call, drop) of
 //!   the template plugin, median and p99, with no HTTP in the way.
-//! - `http`: requests/second of a template route and of the native `/healthz` route of
+//! - `http`: requests/second of the native `/healthz` route, a template route with a
+//!   fresh instance per request and one with warm instances (`limits.reuse`), all of
 //!   the same server in the same run, over loopback keep-alive connections.
 //! - `swap`: time from a reload call to the new version serving (compiled vs cached),
 //!   and request latency percentiles while versions are swapped vs. without swaps.
@@ -20,8 +21,12 @@ use hyper_util::rt::TokioIo;
 
 use crate::wit::types::Request;
 
-/// A scratch directory with a config serving the template (and optionally the
-/// faulty plugin, for a second version in swap runs).
+/// How many requests a warm instance serves in the `http` bench's reuse row.
+pub const WARM_REUSE: u32 = 128;
+
+/// A scratch directory with a config serving the template twice: fresh per request at
+/// `/template` (whose version swap runs replace with the faulty plugin) and with warm
+/// instances (`limits.reuse`) at `/warm`.
 struct Scratch {
     dir: PathBuf,
     config: PathBuf,
@@ -42,11 +47,14 @@ impl Scratch {
                 "listen = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken_env = \"PAYHOST_BENCH_NO_ADMIN\"\n\
                  [storage]\nurl = \"sqlite://{}\"\n[runtime]\ncache_dir = \"{}\"\n\
                  [[plugins]]\nname = \"template\"\ncomponent = \"{}\"\nmount = \"/template\"\nallowed_hosts = [\"probe.invalid\"]\n\
-                 [plugins.secrets]\nprobe_key = {{ file = \"{}\" }}\n",
+                 [plugins.secrets]\nprobe_key = {{ file = \"{}\" }}\n\
+                 [[plugins]]\nname = \"template-warm\"\ncomponent = \"{}\"\nmount = \"/warm\"\n\
+                 [plugins.limits]\nreuse = {WARM_REUSE}\n",
                 dir.join("bench.db").display(),
                 dir.join("cache").display(),
                 component.display(),
-                dir.join("probe_key").display()
+                dir.join("probe_key").display(),
+                component.display(),
             ),
         )?;
         Ok(Self { dir, config })
@@ -57,6 +65,25 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A running server on a scratch config (see `Scratch`), for benches of other modules.
+pub struct ScratchServer {
+    running: crate::app::Running,
+    _scratch: Scratch,
+}
+
+impl ScratchServer {
+    pub async fn shutdown(self) {
+        self.running.shutdown().await;
+    }
+}
+
+/// Starts the scratch server; returns its public address.
+pub async fn serve_scratch(template: &Path) -> Result<(std::net::SocketAddr, ScratchServer)> {
+    let scratch = Scratch::new(template)?;
+    let running = crate::app::start(&scratch.config).await?;
+    Ok((running.bound.listen, ScratchServer { running, _scratch: scratch }))
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -212,16 +239,22 @@ pub async fn http(template: &Path, connections: usize, seconds: u64) -> Result<S
     let duration = Duration::from_secs(seconds);
     let native = phase(addr, "/healthz", connections, duration).await;
     let plugin = phase(addr, "/template/", connections, duration).await;
+    let warm = phase(addr, "/warm/", connections, duration).await;
     running.shutdown().await;
-    let added = match (native.cpu_per_request_us(), plugin.cpu_per_request_us()) {
-        (Some(n), Some(p)) => format!("\n  CPU the plugin adds per request: {:.1} us", p - n),
-        _ => String::new(),
+    let added = |p: &Phase| match (native.cpu_per_request_us(), p.cpu_per_request_us()) {
+        (Some(n), Some(p)) => format!("{:.1} us", p - n),
+        _ => "n/a".into(),
     };
     Ok(format!(
-        "http, {connections} keep-alive connections, {seconds}s each:\n  {}\n  {}\n  ratio template/native: {:.2}{added}",
+        "http, {connections} keep-alive connections, {seconds}s each:\n  {}\n  {}\n  {}\n  \
+         ratio template/native: fresh {:.2}, reuse {:.2}\n  CPU the plugin adds per request: fresh {}, reuse {}",
         native.line("native /healthz", duration),
-        plugin.line("template GET /template/", duration),
+        plugin.line("template GET /template/ (fresh instance per request)", duration),
+        warm.line(&format!("template GET /warm/ (reuse = {WARM_REUSE})"), duration),
         plugin.ok as f64 / native.ok.max(1) as f64,
+        warm.ok as f64 / native.ok.max(1) as f64,
+        added(&plugin),
+        added(&warm),
     ))
 }
 
@@ -276,4 +309,39 @@ pub async fn swap(template: &Path, other: &Path, connections: usize, seconds: u6
         us(percentile(&busy_lat, 0.99)),
         busy_lat.last().copied().unwrap_or_default().as_secs_f64() * 1000.0,
     ))
+}
+
+/// The fresh path under each engine knob others measured, one server per variant in one
+/// run: template `GET /` fresh per request against native `/healthz` of the same server.
+pub async fn knobs(template: &Path, connections: usize, seconds: u64) -> Result<String> {
+    use crate::runtime::engine::{set_knobs_for_bench, EngineKnobs};
+    let base = EngineKnobs::default();
+    let variants = [
+        ("serving default (CoW images, 1 MiB resident)", base.clone()),
+        ("copy-on-write images off", EngineKnobs { memory_init_cow: false, ..base.clone() }),
+        ("keep 4 MiB resident", EngineKnobs { keep_resident: 4 << 20, ..base.clone() }),
+        ("batched decommit (64)", EngineKnobs { decommit_batch: 64, ..base.clone() }),
+        ("PAGEMAP_SCAN reset", EngineKnobs { pagemap_scan: true, ..base.clone() }),
+        ("64 MiB reservation per memory", EngineKnobs { reservation_mb: 64, ..base.clone() }),
+    ];
+    let duration = Duration::from_secs(seconds);
+    let mut out = format!("engine knobs, fresh instance per request, {connections} connections, {seconds}s per route:\n");
+    for (name, knobs) in variants {
+        set_knobs_for_bench(Some(knobs));
+        let started = serve_scratch(template).await;
+        set_knobs_for_bench(None);
+        let (addr, server) = started?;
+        let native = phase(addr, "/healthz", connections, duration).await;
+        let plugin = phase(addr, "/template/", connections, duration).await;
+        server.shutdown().await;
+        out.push_str(&format!(
+            "  {name}: template {:.0} req/s vs native {:.0} = {:.2}x, p99 {:.0} us, {} failed\n",
+            plugin.ok as f64 / duration.as_secs_f64(),
+            native.ok as f64 / duration.as_secs_f64(),
+            plugin.ok as f64 / native.ok.max(1) as f64,
+            us(percentile(&plugin.latencies, 0.99)),
+            plugin.failed,
+        ));
+    }
+    Ok(out)
 }

@@ -1,9 +1,14 @@
 //! `payhost bench ledger`: how many idempotent debits per second one host gets from a
-//! storage backend, with several concurrent clients on one account (the contended case:
-//! every debit locks the same row). On SQLite it writes to the file it is given, under a
-//! fresh `bench-…` account, so point it at a scratch file. On PostgreSQL it makes its own
-//! scratch schema in the database it is given and drops it afterwards, so the bench
-//! leaves no tables or rows behind.
+//! storage backend, with 1, 8 and 64 concurrent clients on one account (the contended
+//! case: every debit locks the same row), with each debit's latency, beside the
+//! *single-commit ceiling* measured in the same run: how many durable one-row commits per
+//! second one writer gets from the same storage, the most a ledger that commits every
+//! debit on its own could reach. The ratio says how far group commit beats it.
+//!
+//! On SQLite it writes to the file it is given, under fresh `bench-…` accounts (and a
+//! one-row `bench_commit_ceiling` table), so point it at a scratch file. On PostgreSQL it
+//! makes its own scratch schema in the database it is given and drops it afterwards, so
+//! the bench leaves no tables or rows behind.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,67 +18,124 @@ use std::time::{Duration, Instant};
 use crate::clock::HostClock;
 use crate::ledger::{Ledger, LedgerError};
 use crate::money;
+use crate::storage::Storage;
 
 const CURRENCY: &str = "RUB";
 const DEBIT: &str = "0.01";
 
+/// One client count's run.
 #[derive(Debug, Clone)]
-pub struct BenchReport {
-    pub backend: &'static str,
+pub struct ClientsRun {
     pub clients: usize,
     pub elapsed: Duration,
     pub debits: u64,
     /// Debits refused (none expected: the account is funded for far more).
     pub refused: u64,
+    pub p50: Duration,
+    pub p99: Duration,
     /// The account's final balance matched the funding minus the debits.
     pub balance_consistent: bool,
 }
 
-impl BenchReport {
+impl ClientsRun {
     pub fn per_second(&self) -> f64 {
         self.debits as f64 / self.elapsed.as_secs_f64().max(f64::EPSILON)
     }
 }
 
+#[derive(Debug, Clone)]
+pub struct BenchReport {
+    pub backend: &'static str,
+    /// Durable one-row commits per second, one after another, on the same storage.
+    pub ceiling: f64,
+    pub runs: Vec<ClientsRun>,
+}
+
 impl fmt::Display for BenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "ledger bench ({}): {} clients, {} debits in {:.2}s = {:.0} debits/s, {} refused, balance {}",
-            self.backend,
-            self.clients,
-            self.debits,
-            self.elapsed.as_secs_f64(),
-            self.per_second(),
-            self.refused,
-            if self.balance_consistent { "consistent" } else { "INCONSISTENT" }
-        )
+        writeln!(f, "ledger bench ({}): single-commit ceiling {:.0} commits/s", self.backend, self.ceiling)?;
+        for run in &self.runs {
+            writeln!(
+                f,
+                "  {:>3} clients: {} debits in {:.2}s = {:.0} debits/s ({:.2}x the ceiling), p50 {:.0} us, p99 {:.0} us, {} refused, balance {}",
+                run.clients,
+                run.debits,
+                run.elapsed.as_secs_f64(),
+                run.per_second(),
+                run.per_second() / self.ceiling.max(f64::EPSILON),
+                run.p50.as_secs_f64() * 1e6,
+                run.p99.as_secs_f64() * 1e6,
+                run.refused,
+                if run.balance_consistent { "consistent" } else { "INCONSISTENT" }
+            )?;
+        }
+        Ok(())
     }
 }
 
-/// Runs `clients` tasks that debit one account until `duration` has passed.
-pub async fn bench_ledger(storage_url: &str, clients: usize, duration: Duration) -> anyhow::Result<BenchReport> {
-    anyhow::ensure!(clients > 0, "the bench needs at least one client");
+/// The client counts `payhost bench ledger` runs by default.
+pub const DEFAULT_CLIENTS: &[usize] = &[1, 8, 64];
+
+/// Measures the ceiling, then runs `clients` tasks per entry of `clients` that debit one
+/// account until `duration` has passed.
+pub async fn bench_ledger(storage_url: &str, clients: &[usize], duration: Duration) -> anyhow::Result<BenchReport> {
+    anyhow::ensure!(!clients.is_empty() && clients.iter().all(|&c| c > 0), "the bench needs at least one client per run");
     if !(storage_url.starts_with("postgres://") || storage_url.starts_with("postgresql://")) {
         // The default `sqlite://data/…` must work from a fresh checkout.
         let path = storage_url.strip_prefix("sqlite://").or_else(|| storage_url.strip_prefix("sqlite:")).unwrap_or(storage_url);
         if let Some(parent) = std::path::Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| anyhow::anyhow!("creating {}: {e}", parent.display()))?;
         }
-        return run(storage_url, clients, duration).await;
+        let storage = crate::storage::open(storage_url).await?;
+        let path = std::path::PathBuf::from(path);
+        let ceiling = tokio::task::spawn_blocking(move || sqlite_ceiling(&path, duration)).await??;
+        return run(storage, ceiling, clients, duration).await;
     }
     let schema = format!("payhost_bench_{:016x}", rand::random::<u64>());
     let admin = connect(storage_url).await?;
     admin.batch_execute(&format!("CREATE SCHEMA {schema}")).await.map_err(|e| anyhow::anyhow!("creating the bench schema: {e}"))?;
-    let report = match with_search_path(storage_url, &schema) {
-        Ok(url) => run(&url, clients, duration).await,
-        Err(e) => Err(e),
-    };
+    let report = async {
+        let url = with_search_path(storage_url, &schema)?;
+        let storage = crate::storage::open(&url).await?;
+        let ceiling = postgres_ceiling(&url, duration).await?;
+        run(storage, ceiling, clients, duration).await
+    }
+    .await;
     // The bench's storage (and its pool) is gone by now, so nothing holds the schema.
     let dropped = admin.batch_execute(&format!("SET client_min_messages = warning; DROP SCHEMA {schema} CASCADE")).await;
     let report = report?;
     dropped.map_err(|e| anyhow::anyhow!("dropping the bench schema {schema}: {e}"))?;
     Ok(report)
+}
+
+/// One-row durable commits per second on the SQLite file, with the backend's settings
+/// (WAL, `synchronous=FULL`).
+fn sqlite_ceiling(path: &std::path::Path, duration: Duration) -> anyhow::Result<f64> {
+    let conn = rusqlite::Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(30))?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS bench_commit_ceiling (n INTEGER NOT NULL); DELETE FROM bench_commit_ceiling; INSERT INTO bench_commit_ceiling VALUES (0);")?;
+    let started = Instant::now();
+    let mut commits = 0u64;
+    while started.elapsed() < duration {
+        conn.execute_batch("BEGIN IMMEDIATE; UPDATE bench_commit_ceiling SET n = n + 1; COMMIT;")?;
+        commits += 1;
+    }
+    Ok(commits as f64 / started.elapsed().as_secs_f64())
+}
+
+/// One-row durable commits per second on PostgreSQL (each statement its own transaction).
+async fn postgres_ceiling(url: &str, duration: Duration) -> anyhow::Result<f64> {
+    let client = connect(url).await?;
+    client.batch_execute("CREATE TABLE bench_commit_ceiling (n BIGINT NOT NULL); INSERT INTO bench_commit_ceiling VALUES (0);").await?;
+    let update = client.prepare("UPDATE bench_commit_ceiling SET n = n + 1").await?;
+    let started = Instant::now();
+    let mut commits = 0u64;
+    while started.elapsed() < duration {
+        client.execute(&update, &[]).await?;
+        commits += 1;
+    }
+    Ok(commits as f64 / started.elapsed().as_secs_f64())
 }
 
 async fn connect(url: &str) -> anyhow::Result<tokio_postgres::Client> {
@@ -100,10 +162,17 @@ fn with_search_path(url: &str, schema: &str) -> anyhow::Result<String> {
     Ok(format!("{url}{separator}options={encoded}"))
 }
 
-async fn run(storage_url: &str, clients: usize, duration: Duration) -> anyhow::Result<BenchReport> {
-    let storage = crate::storage::open(storage_url).await?;
+async fn run(storage: Arc<dyn Storage>, ceiling: f64, clients: &[usize], duration: Duration) -> anyhow::Result<BenchReport> {
     let backend = storage.backend_name();
     let ledger = Arc::new(Ledger::new(storage, HostClock::system()));
+    let mut runs = Vec::with_capacity(clients.len());
+    for &count in clients {
+        runs.push(run_clients(&ledger, count, duration).await?);
+    }
+    Ok(BenchReport { backend, ceiling, runs })
+}
+
+async fn run_clients(ledger: &Arc<Ledger>, clients: usize, duration: Duration) -> anyhow::Result<ClientsRun> {
     let run = format!("bench-{:016x}", rand::random::<u64>());
     let funding = "1000000000.00";
     ledger
@@ -111,43 +180,56 @@ async fn run(storage_url: &str, clients: usize, duration: Duration) -> anyhow::R
         .await
         .map_err(|e| anyhow::anyhow!("funding the bench account: {e}"))?;
 
-    let debits = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let deadline = started + duration;
     let mut tasks = Vec::with_capacity(clients);
     for client in 0..clients {
-        let (ledger, run, debits, refused) = (ledger.clone(), run.clone(), debits.clone(), refused.clone());
+        let (ledger, run, refused) = (ledger.clone(), run.clone(), refused.clone());
         tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
             let mut n = 0u64;
             while Instant::now() < deadline {
                 n += 1;
                 let key = format!("{run}-{client}-{n}");
+                let sent = Instant::now();
                 match ledger.debit("bench", &key, &run, DEBIT, CURRENCY, "bench debit").await {
-                    Ok(_) => debits.fetch_add(1, Ordering::Relaxed),
+                    Ok(_) => latencies.push(sent.elapsed()),
                     Err(LedgerError::Backend(e)) => return Err(anyhow::anyhow!("storage failed during the bench: {e}")),
-                    Err(_) => refused.fetch_add(1, Ordering::Relaxed),
-                };
+                    Err(_) => {
+                        refused.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
             }
-            Ok(())
+            Ok(latencies)
         }));
     }
+    let mut latencies = Vec::new();
     for task in tasks {
-        task.await??;
+        latencies.extend(task.await??);
     }
     let elapsed = started.elapsed();
+    latencies.sort();
 
-    let debits = debits.load(Ordering::Relaxed);
+    let debits = latencies.len() as u64;
     let account = ledger.get_account(&run).await?.ok_or_else(|| anyhow::anyhow!("the bench account vanished"))?;
     let expected = money::parse_amount(funding, CURRENCY)? - i64::try_from(debits)? * money::parse_amount(DEBIT, CURRENCY)?;
-    Ok(BenchReport {
-        backend,
+    Ok(ClientsRun {
         clients,
         elapsed,
         debits,
         refused: refused.load(Ordering::Relaxed),
+        p50: percentile(&latencies, 0.50),
+        p99: percentile(&latencies, 0.99),
         balance_consistent: money::parse_amount(&account.balance, CURRENCY)? == expected,
     })
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 #[cfg(test)]

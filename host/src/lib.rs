@@ -18,6 +18,7 @@ pub mod jobs;
 pub mod ledger;
 pub mod ledger_bench;
 pub mod live;
+pub mod peer_bench;
 pub mod money;
 pub mod payments;
 pub mod plugin_kit;

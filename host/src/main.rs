@@ -114,16 +114,43 @@ enum BenchCommand {
         #[arg(long, default_value_t = 5)]
         seconds: u64,
     },
-    /// Ledger debits/second with concurrent clients on a storage URL.
+    /// Ledger debits/second and latency per client count on a storage URL, beside the
+    /// single-commit ceiling of the same storage.
     Ledger {
         #[arg(long, default_value = "sqlite://data/bench-ledger.db")]
         storage: String,
-        #[arg(long, default_value_t = 8)]
-        clients: usize,
+        /// Client counts, comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = payhost::ledger_bench::DEFAULT_CLIENTS.to_vec())]
+        clients: Vec<usize>,
         #[arg(long, default_value_t = 5)]
         seconds: u64,
     },
-    /// Every benchmark above with its defaults (PostgreSQL too when reachable).
+    /// The fresh path under each engine knob (copy-on-write off, batched decommit, ...).
+    Knobs {
+        #[arg(long, default_value = TEMPLATE_WASM)]
+        component: PathBuf,
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+        #[arg(long, default_value_t = 3)]
+        seconds: u64,
+    },
+    /// payhost's routes beside `wasmtime serve` in one run (`tests/peer/run.sh` builds
+    /// the peer and calls this).
+    Peer {
+        #[arg(long, default_value = TEMPLATE_WASM)]
+        component: PathBuf,
+        /// The `wasmtime` CLI to compare with.
+        #[arg(long)]
+        wasmtime: PathBuf,
+        /// A `wasi:http` proxy component for `wasmtime serve`.
+        #[arg(long)]
+        hello: PathBuf,
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
+    /// Every benchmark above but `peer`, with its defaults (PostgreSQL too when reachable).
     All,
 }
 
@@ -248,8 +275,12 @@ async fn bench(what: BenchCommand) -> anyhow::Result<()> {
             println!("{}", bench::swap(&component, &other, connections, seconds).await?)
         }
         BenchCommand::Ledger { storage, clients, seconds } => {
-            let report = payhost::ledger_bench::bench_ledger(&storage, clients, std::time::Duration::from_secs(seconds)).await?;
-            println!("{report}");
+            let report = payhost::ledger_bench::bench_ledger(&storage, &clients, std::time::Duration::from_secs(seconds)).await?;
+            print!("{report}");
+        }
+        BenchCommand::Knobs { component, connections, seconds } => print!("{}", bench::knobs(&component, connections, seconds).await?),
+        BenchCommand::Peer { component, wasmtime, hello, connections, seconds } => {
+            print!("{}", payhost::peer_bench::peer(&component, &wasmtime, &hello, connections, seconds).await?)
         }
         BenchCommand::All => {
             let template = PathBuf::from(TEMPLATE_WASM);
@@ -257,11 +288,12 @@ async fn bench(what: BenchCommand) -> anyhow::Result<()> {
             println!("{}", bench::http(&template, 32, 5).await?);
             println!("{}", bench::swap(&template, &PathBuf::from(OTHER_WASM), 16, 5).await?);
             std::fs::create_dir_all("data")?;
-            let sqlite = payhost::ledger_bench::bench_ledger("sqlite://data/bench-ledger.db", 8, std::time::Duration::from_secs(5)).await?;
-            println!("{sqlite}");
+            let clients = payhost::ledger_bench::DEFAULT_CLIENTS;
+            let sqlite = payhost::ledger_bench::bench_ledger("sqlite://data/bench-ledger.db", clients, std::time::Duration::from_secs(5)).await?;
+            print!("{sqlite}");
             let pg = std::env::var("PAYHOST_BENCH_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-            match payhost::ledger_bench::bench_ledger(&pg, 8, std::time::Duration::from_secs(5)).await {
-                Ok(report) => println!("{report}"),
+            match payhost::ledger_bench::bench_ledger(&pg, clients, std::time::Duration::from_secs(5)).await {
+                Ok(report) => print!("{report}"),
                 Err(e) => println!("ledger on PostgreSQL skipped: {e:#}"),
             }
         }
