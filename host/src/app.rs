@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 
 use crate::clock::HostClock;
 use crate::config::Config;
+use crate::jobs::janitor::JanitorConfig;
 use crate::jobs::{JobConfig, JobHandle, JobWaker, JobWorker};
 use crate::live::{schedule_start_timers, LiveOps};
 use crate::runtime::{Runtime, RuntimeCaller};
@@ -82,12 +83,18 @@ pub async fn start(config_path: &Path) -> Result<Running> {
     let http = http_client()?;
     let waker = JobWaker::default();
     let services = Services::new(storage.clone(), clock.clone(), http.clone(), waker.clone());
+    if let Ok(header) = reqwest::header::HeaderName::from_bytes(config.tracing.request_id_header.as_bytes()) {
+        let _ = services.request_id_header.set(header);
+    }
+    let metrics = services.metrics.clone();
     let runtime = Runtime::start(config.clone(), services).await?;
 
     let job_config = JobConfig {
         poll_interval: std::time::Duration::from_millis(config.runtime.job_poll_interval_ms),
         lease_seconds: config.runtime.job_lease_seconds.max(1) as u64,
         default_max_attempts: config.runtime.delivery_max_attempts,
+        metrics,
+        janitor: config.janitor.enabled.then(|| janitor_config(&config.janitor)),
         ..JobConfig::default()
     };
     let caller = Arc::new(RuntimeCaller(runtime.clone()));
@@ -115,6 +122,16 @@ pub async fn start(config_path: &Path) -> Result<Running> {
     tasks.push(tokio::spawn(crate::watch::watch_components(live.clone(), shutdown_rx)));
     tracing::info!(%listen, admin = ?admin, plugins = config.plugins.len(), storage = storage_kind(&config.storage.url), "payhost serving");
     Ok(Running { live, bound: Bound { listen, admin }, jobs, shutdown, tasks })
+}
+
+fn janitor_config(settings: &crate::config::JanitorSettings) -> JanitorConfig {
+    use std::time::Duration;
+    JanitorConfig {
+        after: Duration::from_secs(settings.after_seconds),
+        scan_interval: Duration::from_secs(settings.scan_seconds),
+        recheck: Duration::from_secs(settings.recheck_seconds),
+        ..JanitorConfig::default()
+    }
 }
 
 fn storage_kind(url: &str) -> &'static str {

@@ -23,6 +23,68 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     #[serde(default)]
     pub plugins: Vec<PluginConfig>,
+    #[serde(default)]
+    pub janitor: JanitorSettings,
+    #[serde(default)]
+    pub tracing: TracingConfig,
+}
+
+/// `[janitor]`: looking up payments whose final outcome never arrived.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct JanitorSettings {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// A checkout or charge with no final outcome this long after it started is looked up.
+    #[serde(default = "default_janitor_after")]
+    pub after_seconds: u64,
+    /// How often (host clock) the janitor looks for such payments.
+    #[serde(default = "default_janitor_scan")]
+    pub scan_seconds: u64,
+    /// First wait before asking again about a payment still pending (doubles, up to 6 h).
+    #[serde(default = "default_janitor_recheck")]
+    pub recheck_seconds: u64,
+}
+
+impl Default for JanitorSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            after_seconds: default_janitor_after(),
+            scan_seconds: default_janitor_scan(),
+            recheck_seconds: default_janitor_recheck(),
+        }
+    }
+}
+
+/// `[tracing]`: what outbound calls carry and where spans go.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TracingConfig {
+    /// Header that carries the request id into a plugin's outbound HTTP calls; empty: none.
+    #[serde(default = "default_request_id_header")]
+    pub request_id_header: String,
+    /// Export spans over OTLP/HTTP; absent: no exporter.
+    #[serde(default)]
+    pub otlp: Option<OtlpConfig>,
+}
+
+impl Default for TracingConfig {
+    fn default() -> Self {
+        Self { request_id_header: default_request_id_header(), otlp: None }
+    }
+}
+
+/// `[tracing.otlp]`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpConfig {
+    /// The collector's traces URL, e.g. `http://127.0.0.1:4318/v1/traces`.
+    pub endpoint: String,
+    #[serde(default = "default_service_name")]
+    pub service_name: String,
+    #[serde(default = "default_otlp_timeout_ms")]
+    pub timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -211,6 +273,27 @@ fn default_lease_seconds() -> i64 {
 fn default_delivery_attempts() -> u32 {
     12
 }
+fn default_true() -> bool {
+    true
+}
+fn default_janitor_after() -> u64 {
+    900
+}
+fn default_janitor_scan() -> u64 {
+    30
+}
+fn default_janitor_recheck() -> u64 {
+    300
+}
+fn default_request_id_header() -> String {
+    "x-request-id".into()
+}
+fn default_service_name() -> String {
+    "payhost".into()
+}
+fn default_otlp_timeout_ms() -> u64 {
+    10_000
+}
 fn default_memory_mb() -> u32 {
     64
 }
@@ -276,6 +359,7 @@ impl Config {
         if !(self.storage.url.starts_with("sqlite://") || self.storage.url.starts_with("postgres://") || self.storage.url.starts_with("postgresql://")) {
             bail!("storage.url `{}` is neither `sqlite://PATH` nor `postgres://...`", self.storage.url);
         }
+        self.validate_operations()?;
         let mut names = std::collections::HashSet::new();
         for p in &self.plugins {
             let at = |key: &str| format!("plugin `{}`: {key}", p.name);
@@ -345,6 +429,23 @@ impl Config {
         Ok(())
     }
 
+    fn validate_operations(&self) -> Result<()> {
+        let header = &self.tracing.request_id_header;
+        if !header.is_empty() && reqwest::header::HeaderName::from_bytes(header.as_bytes()).is_err() {
+            bail!("tracing.request_id_header `{header}` is not an HTTP header name (or leave it empty for none)");
+        }
+        if let Some(otlp) = &self.tracing.otlp {
+            let ok = url::Url::parse(&otlp.endpoint).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+            if !ok {
+                bail!("tracing.otlp.endpoint `{}` must be an http(s) URL such as http://127.0.0.1:4318/v1/traces", otlp.endpoint);
+            }
+        }
+        if self.janitor.scan_seconds == 0 || self.janitor.recheck_seconds == 0 {
+            bail!("janitor.scan_seconds and janitor.recheck_seconds must be positive");
+        }
+        Ok(())
+    }
+
     pub fn plugin(&self, name: &str) -> Option<&PluginConfig> {
         self.plugins.iter().find(|p| p.name == name)
     }
@@ -392,6 +493,25 @@ mod tests {
         assert!(mounts_overlap("/a", "/a"));
         assert!(mounts_overlap("/a", "/a/b"));
         assert!(!mounts_overlap("/a", "/ab"));
+    }
+
+    #[test]
+    fn operations_sections_have_defaults_and_are_checked() {
+        let config = Config::parse("", Path::new(".")).unwrap();
+        assert_eq!(config.tracing.request_id_header, "x-request-id");
+        assert_eq!(config.tracing.otlp, None, "no exporter unless configured");
+        assert!(config.janitor.enabled);
+        assert_eq!(config.janitor.after_seconds, 900);
+        let on = Config::parse("[tracing]\nrequest_id_header = \"x-trace\"\n[tracing.otlp]\nendpoint = \"http://127.0.0.1:4318/v1/traces\"\n", Path::new(".")).unwrap();
+        let otlp = on.tracing.otlp.unwrap();
+        assert_eq!((otlp.endpoint.as_str(), otlp.service_name.as_str(), otlp.timeout_ms), ("http://127.0.0.1:4318/v1/traces", "payhost", 10_000));
+        assert_eq!(on.tracing.request_id_header, "x-trace");
+        let bad = Config::parse("[tracing.otlp]\nendpoint = \"localhost:4318\"\n", Path::new(".")).unwrap_err();
+        assert!(format!("{bad:#}").contains("tracing.otlp.endpoint"), "{bad:#}");
+        let bad = Config::parse("[tracing]\nrequest_id_header = \"x trace\"\n", Path::new(".")).unwrap_err();
+        assert!(format!("{bad:#}").contains("request_id_header"), "{bad:#}");
+        let off = Config::parse("[janitor]\nenabled = false\nafter_seconds = 60\n", Path::new(".")).unwrap();
+        assert_eq!((off.janitor.enabled, off.janitor.after_seconds), (false, 60));
     }
 
     #[test]

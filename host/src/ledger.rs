@@ -24,7 +24,7 @@ use crate::storage::{AccountRow, EntryKind, EntryRow, Minor, Posting, PostingLin
 pub const MAX_HISTORY: u32 = 1000;
 
 /// An account as the WIT `ledger.account` record carries it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Account {
     pub id: String,
     pub currency: String,
@@ -33,10 +33,12 @@ pub struct Account {
 }
 
 /// A ledger entry as the WIT `ledger.entry` record carries it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Entry {
     pub transaction_id: String,
     pub account: String,
+    /// `credit`, `debit` or `reversal`.
+    #[schema(value_type = String)]
     pub kind: EntryKind,
     /// Signed change of the balance.
     pub amount: String,
@@ -110,11 +112,14 @@ impl From<MoneyError> for LedgerError {
 pub struct Ledger {
     pub storage: Arc<dyn Storage>,
     pub clock: HostClock,
+    /// Postings and refusals are counted here.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Ledger {
+    /// A ledger with a registry of its own (tools and tests; the host shares one).
     pub fn new(storage: Arc<dyn Storage>, clock: HostClock) -> Self {
-        Self { storage, clock }
+        Self { storage, clock, metrics: Arc::default() }
     }
 
     /// Opens the account if it does not exist; an existing one must have this currency.
@@ -271,9 +276,17 @@ impl Ledger {
             reverses,
             at: self.clock.now_millis(),
         };
+        let kind = posting.lines.first().map_or("debit", |l| l.kind.as_str());
         match self.storage.post(&posting).await? {
-            Ok(rows) => Ok(rows.iter().map(entry).collect()),
-            Err(refusal) => Err(refused(refusal, currency, key)),
+            Ok(rows) => {
+                self.metrics.posted(kind);
+                Ok(rows.iter().map(entry).collect())
+            }
+            Err(refusal) => {
+                let error = refused(refusal, currency, key);
+                self.metrics.refused(kind, error.code());
+                Err(error)
+            }
         }
     }
 }

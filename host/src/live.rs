@@ -48,6 +48,7 @@ impl LiveOps {
         let instance = match result {
             Ok(i) => i,
             Err(e) => {
+                self.runtime.services.metrics.reload_refused(name);
                 tracing::error!(instance = name, trigger, error = %format!("{e:#}"), "reload refused; previous version keeps serving");
                 return Err(e);
             }
@@ -61,6 +62,7 @@ impl LiveOps {
             "load_ms": load_ms,
         });
         slot.swap(instance);
+        self.runtime.services.metrics.swapped(name);
         // Keep the running config in step, so `GET /plugins` and later reloads agree.
         let mut next = (*config).clone();
         if let Some(p) = next.plugins.iter_mut().find(|p| p.name == name) {
@@ -74,6 +76,7 @@ impl LiveOps {
     pub fn rollback_instance(&self, name: &str) -> Result<Value> {
         let slot = self.runtime.registry.slot(name).ok_or_else(|| anyhow!("no plugin instance `{name}`"))?;
         let previous = slot.rollback("admin rollback").ok_or_else(|| anyhow!("instance `{name}` has no earlier version to return to"))?;
+        self.runtime.services.metrics.rolled_back(name);
         tracing::info!(instance = name, hash = %previous.component.hash, "plugin rolled back");
         Ok(json!({ "name": name, "component_hash": previous.component.hash, "plugin_version": previous.info.version }))
     }
@@ -81,6 +84,12 @@ impl LiveOps {
     /// Re-reads the config file; applies it whole or not at all. Listener, storage and
     /// runtime sizing changes need a restart and are reported as such.
     pub async fn reload_config(&self, trigger: &str) -> Result<Value> {
+        let result = self.reload_config_once(trigger).await;
+        self.runtime.services.metrics.config_reload(result.is_ok());
+        result
+    }
+
+    async fn reload_config_once(&self, trigger: &str) -> Result<Value> {
         let _guard = self.reload_lock.lock().await;
         let next = Config::load(&self.config_path)?;
         let current = self.runtime.config.load_full();
@@ -96,6 +105,12 @@ impl LiveOps {
         }
         if next.runtime.max_concurrent_requests != current.runtime.max_concurrent_requests {
             needs_restart.push("runtime.max_concurrent_requests");
+        }
+        if next.tracing != current.tracing {
+            needs_restart.push("tracing");
+        }
+        if next.janitor != current.janitor {
+            needs_restart.push("janitor");
         }
         let prepared = self.runtime.prepare(&next, trigger).await?;
         let names: Vec<String> = next.plugins.iter().map(|p| p.name.clone()).collect();

@@ -157,7 +157,21 @@ enum BenchCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let json_logs = matches!(cli.command, Command::Serve { json_logs: true, .. });
-    init_tracing(json_logs);
+    // Only a server exports spans; a config that does not load is reported by `serve`.
+    let otlp = match &cli.command {
+        Command::Serve { config, .. } => payhost::config::Config::load(config).ok().and_then(|c| c.tracing.otlp),
+        _ => None,
+    };
+    let telemetry = match payhost::telemetry::init(json_logs, otlp.as_ref()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if telemetry.exporting() {
+        tracing::info!(endpoint = %otlp.as_ref().map(|o| o.endpoint.as_str()).unwrap_or_default(), "exporting spans over OTLP");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -173,24 +187,14 @@ fn main() -> ExitCode {
             Command::Bench { what } => bench(what).await,
         }
     });
+    drop(runtime);
+    telemetry.shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn init_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PAYHOST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,wasmtime=warn,cranelift=warn"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
     }
 }
 
@@ -207,7 +211,9 @@ async fn serve(config: PathBuf, ready_file: Option<PathBuf>) -> anyhow::Result<(
     loop {
         tokio::select! {
             _ = hangup.recv() => {
-                match app.reload_config("SIGHUP").await {
+                let result = app.reload_config("SIGHUP").await;
+                payhost::admin::audit::config_reload_by_signal(&app, &result).await;
+                match result {
                     Ok(summary) => tracing::info!(%summary, "config reloaded on SIGHUP"),
                     Err(e) => tracing::error!(error = %format!("{e:#}"), "config reload on SIGHUP refused; the running config stays"),
                 }

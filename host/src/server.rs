@@ -12,6 +12,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
+use tracing::Instrument;
 
 use crate::wit::types;
 use crate::http_util::{error_response, read_body, Body};
@@ -64,6 +65,10 @@ async fn handle(runtime: Arc<Runtime>, req: Request<Incoming>, remote: &str) -> 
         // Native liveness route for load balancers (and the benchmark's baseline).
         return crate::http_util::json_response(StatusCode::OK, &serde_json::json!({ "status": "ok" }));
     }
+    if path == "/readyz" {
+        let (status, readiness) = crate::health::readiness(&runtime).await;
+        return crate::http_util::json_response(status, &serde_json::to_value(readiness).unwrap_or_default());
+    }
     let table = runtime.registry.table();
     let Some((slot, rest)) = table.route(&path) else {
         return error_response(StatusCode::NOT_FOUND, "no plugin is mounted at this path", &request_id);
@@ -91,14 +96,15 @@ async fn handle(runtime: Arc<Runtime>, req: Request<Incoming>, remote: &str) -> 
         remote_addr: remote.to_string(),
     };
     let started = std::time::Instant::now();
+    let span = tracing::debug_span!("request", instance = %slot.name, request = %request_id, method = %parts.method);
     let result = match instance.pre {
-        Pre::Provider { .. } => runtime.call_handle(&instance, request).await,
+        Pre::Provider { .. } => runtime.call_handle(&instance, request).instrument(span).await,
         Pre::PaymentSystem(_) => {
-            crate::payments::webhooks::handle(runtime.clone(), &runtime.services, instance.name(), request).await
+            crate::payments::webhooks::handle(runtime.clone(), &runtime.services, instance.name(), request).instrument(span).await
         }
     };
     let elapsed_us = started.elapsed().as_micros() as u64;
-    match result {
+    let response = match result {
         Ok(resp) => {
             tracing::debug!(instance = %slot.name, request = %request_id, status = resp.status, elapsed_us, "request");
             to_hyper(resp, &request_id)
@@ -116,7 +122,9 @@ async fn handle(runtime: Arc<Runtime>, req: Request<Incoming>, remote: &str) -> 
             let status = StatusCode::from_u16(failure.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             error_response(status, failure.public_message(), &request_id)
         }
-    }
+    };
+    runtime.services.metrics.request(&slot.name, response.status().as_u16(), started.elapsed());
+    response
 }
 
 /// Hop-by-hop headers belong to the host's connection, not to the plugin.

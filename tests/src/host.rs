@@ -278,6 +278,11 @@ impl TestHost {
         self.spawn().await;
     }
 
+    /// Graceful stop (SIGTERM), waiting for the process to exit.
+    pub async fn stop(&mut self) {
+        self.stop_gracefully().await;
+    }
+
     /// Kills the host with SIGKILL (no chance to finish anything).
     pub async fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {

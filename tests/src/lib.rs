@@ -6,6 +6,7 @@
 pub mod browser;
 pub mod build;
 pub mod host;
+pub mod schemathesis;
 pub mod sim;
 
 pub use build::{payhost_binary, plugin_wasm};

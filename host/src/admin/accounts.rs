@@ -4,37 +4,76 @@
 //! twice; amounts are decimal strings, never JSON numbers (which would invite floats).
 
 use hyper::{Method, StatusCode};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
-use crate::ledger::{Ledger, LedgerError, MAX_HISTORY};
+use super::{ok, AdminError};
+use crate::ledger::{Account, Entry, Ledger, LedgerError, MAX_HISTORY};
 
 /// Idempotency keys of admin calls live in their own scope, apart from every plugin's.
 const SCOPE: &str = "admin";
 const DEFAULT_HISTORY: u32 = 50;
 
-#[derive(Deserialize)]
+/// Body of a credit or debit.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct MoveMoney {
+pub struct MoveMoney {
+    /// A decimal string such as `"300.00"` (a JSON number is refused).
+    #[schema(value_type = String, example = "300.00")]
     amount: Value,
+    /// Needed to open an account with a credit; otherwise the account's currency.
+    #[schema(example = "RUB")]
     currency: Option<String>,
     #[serde(default)]
     reference: String,
+    /// Unique per money movement: repeating the call with it moves money once.
     idempotency_key: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// Body of `PUT /accounts/{id}/overdraft`.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Overdraft {
+pub struct Overdraft {
+    /// How far below zero the balance may go, a decimal string.
+    #[schema(value_type = String, example = "500.00")]
     limit: Value,
 }
 
-#[derive(Deserialize)]
+/// Body of a reversal.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Reverse {
+pub struct Reverse {
     #[serde(default)]
     reference: String,
     idempotency_key: Option<String>,
+}
+
+/// A credit or debit that was carried out (or replayed).
+#[derive(Serialize, ToSchema)]
+pub struct Moved {
+    pub entry: Entry,
+    pub account: Option<Account>,
+}
+
+/// An account after its overdraft was set.
+#[derive(Serialize, ToSchema)]
+pub struct OverdraftSet {
+    pub account: Account,
+}
+
+/// `GET /accounts/{id}/transactions`.
+#[derive(Serialize, ToSchema)]
+pub struct History {
+    pub account: String,
+    /// Newest first.
+    pub entries: Vec<Entry>,
+}
+
+/// The entries a reversal wrote.
+#[derive(Serialize, ToSchema)]
+pub struct Reversed {
+    pub entries: Vec<Entry>,
 }
 
 /// Routes `/accounts/...`; `rest` holds the path segments after `accounts`, still
@@ -44,13 +83,13 @@ pub async fn handle(ledger: &Ledger, method: &Method, rest: &[&str], query: &str
         return bad(StatusCode::NOT_FOUND, "name the account: /accounts/{id}");
     };
     let id = match percent_encoding::percent_decode_str(raw_id).decode_utf8() {
-        Ok(id) if !id.is_empty() => id.into_owned(),
-        _ => return bad(StatusCode::BAD_REQUEST, "the account id in the path is not valid UTF-8"),
+        Ok(id) if !id.is_empty() && !id.chars().any(char::is_control) => id.into_owned(),
+        _ => return bad(StatusCode::BAD_REQUEST, "the account id in the path must be UTF-8 text without control characters"),
     };
     let m = method;
     match tail {
         [] if m == Method::GET => match ledger.get_account(&id).await {
-            Ok(Some(account)) => (StatusCode::OK, json!(account)),
+            Ok(Some(account)) => ok(&account),
             Ok(None) => failure(LedgerError::UnknownAccount(id)),
             Err(e) => failure(e),
         },
@@ -100,7 +139,7 @@ async fn move_money(ledger: &Ledger, id: &str, credit: bool, body: &[u8]) -> (St
     };
     match result {
         Ok(entry) => match ledger.get_account(id).await {
-            Ok(account) => (StatusCode::OK, json!({ "entry": entry, "account": account })),
+            Ok(account) => ok(&Moved { entry, account }),
             Err(e) => failure(e),
         },
         Err(e) => failure(e),
@@ -117,7 +156,7 @@ async fn set_overdraft(ledger: &Ledger, id: &str, body: &[u8]) -> (StatusCode, V
         Err(answer) => return answer,
     };
     match ledger.set_overdraft(id, &limit).await {
-        Ok(account) => (StatusCode::OK, json!({ "account": account })),
+        Ok(account) => ok(&OverdraftSet { account }),
         Err(e) => failure(e),
     }
 }
@@ -133,7 +172,7 @@ async fn history(ledger: &Ledger, id: &str, query: &str) -> (StatusCode, Value) 
         }
     }
     match ledger.history(id, limit).await {
-        Ok(entries) => (StatusCode::OK, json!({ "account": id, "entries": entries })),
+        Ok(entries) => ok(&History { account: id.to_string(), entries }),
         Err(e) => failure(e),
     }
 }
@@ -155,7 +194,7 @@ async fn reverse(ledger: &Ledger, id: &str, raw_tx: &str, body: &[u8]) -> (Statu
         Err(e) => return failure(e.into()),
     }
     match ledger.reverse(SCOPE, &key, &tx, &req.reference).await {
-        Ok(entries) => (StatusCode::OK, json!({ "entries": entries })),
+        Ok(entries) => ok(&Reversed { entries }),
         Err(e) => failure(e),
     }
 }
@@ -174,7 +213,7 @@ fn decimal(value: &Value, field: &str) -> Result<String, (StatusCode, Value)> {
 }
 
 fn bad(status: StatusCode, message: &str) -> (StatusCode, Value) {
-    (status, json!({ "error": message, "code": "bad-request" }))
+    AdminError::new(status, "bad-request", message).answer()
 }
 
 /// A ledger error as an admin answer: the WIT case as `code`, details as fields.
@@ -196,6 +235,73 @@ pub fn failure(e: LedgerError) -> (StatusCode, Value) {
     }
     (status, body)
 }
+
+const ID: &str = "Account id (percent-encoded)";
+
+#[utoipa::path(get, path = "/accounts/{id}", tag = "ledger", params(("id" = String, Path, description = ID)),
+    responses(
+        (status = 200, description = "The account", body = Account),
+        (status = 400, description = "The id is not valid", body = AdminError),
+        (status = 404, description = "No such account (`unknown-account`)", body = AdminError),
+        (status = 503, description = "Storage did not answer", body = AdminError),
+    ))]
+pub fn doc_account() {}
+
+#[utoipa::path(post, path = "/accounts/{id}/credit", tag = "ledger", params(("id" = String, Path, description = ID)), request_body = MoveMoney,
+    responses(
+        (status = 200, description = "Credited (or the same credit replayed); opens the account in `currency` if new", body = Moved),
+        (status = 400, description = "Malformed body, missing idempotency key, or a JSON number as amount", body = AdminError),
+        (status = 404, description = "No such account", body = AdminError),
+        (status = 409, description = "The idempotency key was used with other arguments", body = AdminError),
+        (status = 422, description = "Invalid amount or currency, or another currency than the account's", body = AdminError),
+        (status = 503, description = "Storage did not answer", body = AdminError),
+    ))]
+pub fn doc_credit() {}
+
+#[utoipa::path(post, path = "/accounts/{id}/debit", tag = "ledger", params(("id" = String, Path, description = ID)), request_body = MoveMoney,
+    responses(
+        (status = 200, description = "Debited (or the same debit replayed)", body = Moved),
+        (status = 400, description = "Malformed body, missing idempotency key, or a JSON number as amount", body = AdminError),
+        (status = 404, description = "No such account", body = AdminError),
+        (status = 409, description = "The idempotency key was used with other arguments", body = AdminError),
+        (status = 422, description = "`insufficient-funds` (with `balance` and `requested`), invalid amount or currency", body = AdminError),
+        (status = 503, description = "Storage did not answer", body = AdminError),
+    ))]
+pub fn doc_debit() {}
+
+#[utoipa::path(put, path = "/accounts/{id}/overdraft", tag = "ledger", params(("id" = String, Path, description = ID)), request_body = Overdraft,
+    responses(
+        (status = 200, description = "The account with its new overdraft limit", body = OverdraftSet),
+        (status = 400, description = "Malformed body", body = AdminError),
+        (status = 404, description = "No such account", body = AdminError),
+        (status = 422, description = "Invalid amount", body = AdminError),
+        (status = 503, description = "Storage did not answer", body = AdminError),
+    ))]
+pub fn doc_overdraft() {}
+
+#[utoipa::path(get, path = "/accounts/{id}/transactions", tag = "ledger",
+    params(("id" = String, Path, description = ID),
+        ("limit" = Option<u32>, Query, description = "At most this many entries (1 to 1000, default 50)", minimum = 1, maximum = 1000)),
+    responses(
+        (status = 200, description = "Entries, newest first", body = History),
+        (status = 400, description = "The limit is not valid", body = AdminError),
+        (status = 404, description = "No such account", body = AdminError),
+        (status = 503, description = "Storage did not answer", body = AdminError),
+    ))]
+pub fn doc_history() {}
+
+#[utoipa::path(post, path = "/accounts/{id}/transactions/{tx}/reverse", tag = "ledger",
+    params(("id" = String, Path, description = ID), ("tx" = String, Path, description = "Transaction id (`tx_…`) of one of the account's entries")),
+    request_body = Reverse,
+    responses(
+        (status = 200, description = "Every line of the transaction put back", body = Reversed),
+        (status = 400, description = "Malformed body or missing idempotency key", body = AdminError),
+        (status = 404, description = "The account has no such transaction", body = AdminError),
+        (status = 409, description = "Already reversed, itself a reversal, or the key was used with other arguments", body = AdminError),
+        (status = 422, description = "The reversal would overdraw an account", body = AdminError),
+        (status = 503, description = "Storage did not answer", body = AdminError),
+    ))]
+pub fn doc_reverse() {}
 
 #[cfg(test)]
 mod tests {

@@ -1,68 +1,168 @@
 //! Admin API views of the durable jobs: outbound deliveries, payment events and timers,
 //! with their attempts, state and last error, so an operator can see what is stuck and
-//! why. Read-only. Header values that carry credentials or signatures are redacted and
-//! saved card tokens are never shown.
+//! why; given-up deliveries have a list of their own. Header values that carry
+//! credentials or signatures are redacted and saved card tokens are never shown.
+//! Retrying and cancelling live in `control`.
 
 use hyper::{Method, StatusCode};
-use serde_json::{json, Value};
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use crate::storage::{DeliveryRow, PaymentEventRow, Storage, TimerRow};
+use super::{ok, query_limit, query_param, AdminError, Answer};
+use crate::storage::{DeliveryRow, JobState, PaymentEventRow, Storage, TimerRow};
 
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
 
-/// Routes `/deliveries`, `/events` and `/timers`: `kind` is that first segment and
-/// `rest` what follows it (nothing, for these list endpoints).
-pub async fn handle(storage: &dyn Storage, method: &Method, kind: &str, rest: &[&str], query: &str) -> (StatusCode, Value) {
-    if !rest.is_empty() {
-        return bad(StatusCode::NOT_FOUND, &format!("no such route under /{kind}"));
-    }
+/// Routes `GET /deliveries`, `/deliveries/given-up`, `/events` and `/timers`: `kind` is
+/// the first segment and `rest` what follows it.
+pub async fn handle(storage: &dyn Storage, method: &Method, kind: &str, rest: &[&str], query: &str) -> Answer {
+    let given_up = match (kind, rest) {
+        (_, []) => false,
+        ("deliveries", ["given-up"]) => true,
+        _ => return AdminError::not_found(&format!("no such route under /{kind}")).answer(),
+    };
     if method != Method::GET {
-        return bad(StatusCode::METHOD_NOT_ALLOWED, &format!("/{kind} is read-only: use GET"));
+        return AdminError::new(StatusCode::METHOD_NOT_ALLOWED, "bad-request", &format!("/{kind} is a list: use GET")).answer();
     }
-    let (filter_name, filter) = match kind {
-        "deliveries" | "timers" => ("instance", filter(query, "instance")),
-        "events" => ("provider", filter(query, "provider")),
-        _ => return bad(StatusCode::NOT_FOUND, &format!("no such job list /{kind}")),
-    };
-    let limit = match limit(query) {
+    let limit = match query_limit(query, DEFAULT_LIMIT, MAX_LIMIT) {
         Ok(limit) => limit,
-        Err(answer) => return answer,
+        Err(e) => return e.answer(),
     };
-    let listed = match kind {
-        "deliveries" => storage.delivery_list(filter.as_deref(), limit).await.map(|rows| rows.iter().map(delivery).collect()),
-        "events" => storage.event_list(filter.as_deref(), limit).await.map(|rows| rows.iter().map(event).collect()),
-        _ => storage.timer_list(filter.as_deref(), limit).await.map(|rows| rows.iter().map(timer).collect()),
-    };
-    match listed {
-        Ok(items) => {
-            let items: Vec<Value> = items;
-            let mut answer = serde_json::Map::new();
-            answer.insert(filter_name.to_string(), json!(filter));
-            answer.insert("count".to_string(), json!(items.len()));
-            answer.insert(kind.to_string(), Value::Array(items));
-            (StatusCode::OK, Value::Object(answer))
+    let backend = |e: crate::storage::StorageError| AdminError::backend(&e.to_string()).answer();
+    match kind {
+        "deliveries" => {
+            let instance = query_param(query, "instance");
+            let state = if given_up {
+                Some(JobState::Failed)
+            } else {
+                match query_param(query, "state").map(|s| JobState::parse(&s).ok_or(s)) {
+                    None => None,
+                    Some(Ok(state)) => Some(state),
+                    Some(Err(s)) => {
+                        return AdminError::bad_request(&format!("state `{s}` is not one of pending, done, failed, cancelled")).answer()
+                    }
+                }
+            };
+            match storage.delivery_list_in(instance.as_deref(), state, limit).await {
+                Ok(rows) => {
+                    let deliveries: Vec<DeliveryView> = rows.iter().map(DeliveryView::from).collect();
+                    ok(&DeliveryList { instance, state: state.map(|s| s.as_str().to_string()), count: deliveries.len(), deliveries })
+                }
+                Err(e) => backend(e),
+            }
         }
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, json!({ "error": e.to_string(), "code": "backend" })),
+        "events" => {
+            let provider = query_param(query, "provider");
+            match storage.event_list(provider.as_deref(), limit).await {
+                Ok(rows) => {
+                    let events: Vec<EventView> = rows.iter().map(EventView::from).collect();
+                    ok(&EventList { provider, count: events.len(), events })
+                }
+                Err(e) => backend(e),
+            }
+        }
+        "timers" => {
+            let instance = query_param(query, "instance");
+            match storage.timer_list(instance.as_deref(), limit).await {
+                Ok(rows) => {
+                    let timers: Vec<TimerView> = rows.iter().map(TimerView::from).collect();
+                    ok(&TimerList { instance, count: timers.len(), timers })
+                }
+                Err(e) => backend(e),
+            }
+        }
+        _ => AdminError::not_found(&format!("no such job list /{kind}")).answer(),
     }
 }
 
-fn filter(query: &str, name: &str) -> Option<String> {
-    form_urlencoded::parse(query.as_bytes()).find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.into_owned())
+/// `GET /deliveries` and `/deliveries/given-up`.
+#[derive(Serialize, ToSchema)]
+pub struct DeliveryList {
+    pub instance: Option<String>,
+    /// The state listed (`failed` for given-up deliveries), or none for all.
+    pub state: Option<String>,
+    pub count: usize,
+    pub deliveries: Vec<DeliveryView>,
 }
 
-fn limit(query: &str) -> Result<u32, (StatusCode, Value)> {
-    match form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "limit") {
-        None => Ok(DEFAULT_LIMIT),
-        Some((_, v)) => match v.parse::<u32>() {
-            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-            _ => Err(bad(StatusCode::BAD_REQUEST, &format!("limit must be a whole number from 1 to {MAX_LIMIT}"))),
-        },
-    }
+/// `GET /events`.
+#[derive(Serialize, ToSchema)]
+pub struct EventList {
+    pub provider: Option<String>,
+    pub count: usize,
+    pub events: Vec<EventView>,
 }
 
-fn bad(status: StatusCode, message: &str) -> (StatusCode, Value) {
-    (status, json!({ "error": message, "code": "bad-request" }))
+/// `GET /timers`.
+#[derive(Serialize, ToSchema)]
+pub struct TimerList {
+    pub instance: Option<String>,
+    pub count: usize,
+    pub timers: Vec<TimerView>,
+}
+
+/// An outbound delivery, newest first in lists.
+#[derive(Serialize, ToSchema)]
+pub struct DeliveryView {
+    /// `dl_…`
+    pub id: String,
+    pub instance: String,
+    /// The plugin's idempotency key.
+    pub key: String,
+    pub method: String,
+    pub url: String,
+    /// `[name, value]` pairs; credentials and signatures redacted.
+    #[schema(value_type = Vec<Vec<String>>)]
+    pub headers: Vec<(String, String)>,
+    /// The body as text (invalid UTF-8 replaced).
+    pub body: String,
+    /// `pending`, `done`, `failed` (given up) or `cancelled`.
+    pub state: String,
+    pub attempts: u32,
+    /// 0 means the host default.
+    pub max_attempts: u32,
+    pub next_at_ms: i64,
+    pub last_status: Option<u16>,
+    pub last_error: Option<String>,
+    pub created_at_ms: i64,
+}
+
+/// A payment event for a provider instance.
+#[derive(Serialize, ToSchema)]
+pub struct EventView {
+    pub id: i64,
+    pub provider: String,
+    pub system: String,
+    pub reference: String,
+    /// `succeeded`, `failed` or `pending` (the payment's status).
+    pub status: String,
+    pub amount: String,
+    pub currency: String,
+    pub external_id: String,
+    /// `[redacted]` when the event carries a saved card, else null.
+    pub saved_method: Option<String>,
+    pub message: Option<String>,
+    /// `pending`, `done`, `failed` (given up) or `cancelled` (the hand-over's state).
+    pub state: String,
+    pub attempts: u32,
+    pub next_at_ms: i64,
+    pub last_error: Option<String>,
+}
+
+/// A durable timer, soonest first in lists.
+#[derive(Serialize, ToSchema)]
+pub struct TimerView {
+    pub id: i64,
+    pub instance: String,
+    pub name: String,
+    pub due_at_ms: i64,
+    pub payload: String,
+    /// `scheduled` or `firing`.
+    pub state: String,
+    pub leased_until_ms: Option<i64>,
+    pub attempts: u32,
+    pub last_error: Option<String>,
 }
 
 /// Header names whose values are credentials or signatures.
@@ -71,73 +171,128 @@ fn is_sensitive(name: &str) -> bool {
     ["auth", "cookie", "sign", "token", "secret", "key", "password", "session"].iter().any(|word| name.contains(word))
 }
 
-fn delivery(d: &DeliveryRow) -> Value {
-    let headers: Vec<Value> = d
-        .request
-        .headers
-        .iter()
-        .map(|(name, value)| {
-            let shown = if is_sensitive(name) { "[redacted]" } else { value.as_str() };
-            json!([name, shown])
-        })
-        .collect();
-    json!({
-        "id": d.id,
-        "instance": d.instance,
-        "key": d.key,
-        "method": d.request.method,
-        "url": d.request.url,
-        "headers": headers,
-        "body": String::from_utf8_lossy(&d.request.body),
-        "state": d.state,
-        "attempts": d.attempts,
-        "max_attempts": d.request.max_attempts,
-        "next_at_ms": d.next_at,
-        "last_status": d.last_status,
-        "last_error": d.last_error,
-        "created_at_ms": d.created_at,
-    })
+impl From<&DeliveryRow> for DeliveryView {
+    fn from(d: &DeliveryRow) -> Self {
+        let headers = d
+            .request
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                let shown = if is_sensitive(name) { "[redacted]" } else { value.as_str() };
+                (name.clone(), shown.to_string())
+            })
+            .collect();
+        Self {
+            id: d.id.clone(),
+            instance: d.instance.clone(),
+            key: d.key.clone(),
+            method: d.request.method.clone(),
+            url: d.request.url.clone(),
+            headers,
+            body: String::from_utf8_lossy(&d.request.body).into_owned(),
+            state: d.state.as_str().to_string(),
+            attempts: d.attempts,
+            max_attempts: d.request.max_attempts,
+            next_at_ms: d.next_at,
+            last_status: d.last_status,
+            last_error: d.last_error.clone(),
+            created_at_ms: d.created_at,
+        }
+    }
 }
 
-fn event(row: &PaymentEventRow) -> Value {
-    let e = &row.event;
-    json!({
-        "id": row.id,
-        "provider": row.provider,
-        "system": e.system,
-        "reference": e.reference,
-        "status": e.status,
-        "amount": e.amount,
-        "currency": e.currency,
-        "external_id": e.external_id,
-        // A saved card token charges the buyer's card: say whether there is one, never what.
-        "saved_method": e.saved_method.as_ref().map(|_| "[redacted]"),
-        "message": e.message,
-        "state": row.state,
-        "attempts": row.attempts,
-        "next_at_ms": row.next_at,
-        "last_error": row.last_error,
-    })
+impl From<&PaymentEventRow> for EventView {
+    fn from(row: &PaymentEventRow) -> Self {
+        let e = &row.event;
+        Self {
+            id: row.id,
+            provider: row.provider.clone(),
+            system: e.system.clone(),
+            reference: e.reference.clone(),
+            status: e.status.as_str().to_string(),
+            amount: e.amount.clone(),
+            currency: e.currency.clone(),
+            external_id: e.external_id.clone(),
+            // A saved card token charges the buyer's card: say whether there is one, never what.
+            saved_method: e.saved_method.as_ref().map(|_| "[redacted]".to_string()),
+            message: e.message.clone(),
+            state: row.state.as_str().to_string(),
+            attempts: row.attempts,
+            next_at_ms: row.next_at,
+            last_error: row.last_error.clone(),
+        }
+    }
 }
 
-fn timer(t: &TimerRow) -> Value {
-    json!({
-        "id": t.id,
-        "instance": t.instance,
-        "name": t.name,
-        "due_at_ms": t.due_at,
-        "payload": String::from_utf8_lossy(&t.payload),
-        "state": if t.leased_until.is_some() { "firing" } else { "scheduled" },
-        "leased_until_ms": t.leased_until,
-        "attempts": t.attempts,
-        "last_error": t.last_error,
-    })
+impl From<&TimerRow> for TimerView {
+    fn from(t: &TimerRow) -> Self {
+        Self {
+            id: t.id,
+            instance: t.instance.clone(),
+            name: t.name.clone(),
+            due_at_ms: t.due_at,
+            payload: String::from_utf8_lossy(&t.payload).into_owned(),
+            state: if t.leased_until.is_some() { "firing" } else { "scheduled" }.to_string(),
+            leased_until_ms: t.leased_until,
+            attempts: t.attempts,
+            last_error: t.last_error.clone(),
+        }
+    }
 }
+
+#[utoipa::path(get, path = "/deliveries", tag = "jobs",
+    params(
+        ("instance" = Option<String>, Query, description = "Only this instance's deliveries"),
+        ("state" = Option<String>, Query, description = "Only deliveries in this state: `pending`, `done`, `failed`, `cancelled`"),
+        ("limit" = Option<u32>, Query, description = "At most this many (1 to 1000, default 100)", minimum = 1, maximum = 1000),
+    ),
+    responses(
+        (status = 200, description = "Deliveries, newest first", body = DeliveryList),
+        (status = 400, description = "A query parameter is not valid", body = AdminError),
+        (status = 503, description = "Storage did not answer", body = AdminError),
+    ))]
+pub fn doc_deliveries() {}
+
+#[utoipa::path(get, path = "/deliveries/given-up", tag = "jobs",
+    params(
+        ("instance" = Option<String>, Query, description = "Only this instance's deliveries"),
+        ("limit" = Option<u32>, Query, description = "At most this many (1 to 1000, default 100)", minimum = 1, maximum = 1000),
+    ),
+    responses(
+        (status = 200, description = "Deliveries whose attempts ran out (`failed`), newest first", body = DeliveryList),
+        (status = 400, description = "A query parameter is not valid", body = AdminError),
+        (status = 503, description = "Storage did not answer", body = AdminError),
+    ))]
+pub fn doc_given_up() {}
+
+#[utoipa::path(get, path = "/events", tag = "jobs",
+    params(
+        ("provider" = Option<String>, Query, description = "Only events for this provider instance"),
+        ("limit" = Option<u32>, Query, description = "At most this many (1 to 1000, default 100)", minimum = 1, maximum = 1000),
+    ),
+    responses(
+        (status = 200, description = "Payment events, newest first", body = EventList),
+        (status = 400, description = "A query parameter is not valid", body = AdminError),
+        (status = 503, description = "Storage did not answer", body = AdminError),
+    ))]
+pub fn doc_events() {}
+
+#[utoipa::path(get, path = "/timers", tag = "jobs",
+    params(
+        ("instance" = Option<String>, Query, description = "Only this instance's timers"),
+        ("limit" = Option<u32>, Query, description = "At most this many (1 to 1000, default 100)", minimum = 1, maximum = 1000),
+    ),
+    responses(
+        (status = 200, description = "Timers, soonest first", body = TimerList),
+        (status = 400, description = "A query parameter is not valid", body = AdminError),
+        (status = 503, description = "Storage did not answer", body = AdminError),
+    ))]
+pub fn doc_timers() {}
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::{DeliveryRequest, JobState};
+    use crate::storage::DeliveryRequest;
 
     #[test]
     fn credential_headers_are_redacted_and_others_kept() {
@@ -164,20 +319,11 @@ mod tests {
             last_status: Some(500),
             created_at: 1,
         };
-        let shown = delivery(&row);
+        let shown = serde_json::to_value(DeliveryView::from(&row)).unwrap();
         let text = shown.to_string();
         assert!(!text.contains("s3cret") && !text.contains("\"abc\""));
-        assert_eq!(shown["headers"][3], json!(["Content-Type", "application/json"]));
+        assert_eq!(shown["headers"][3], serde_json::json!(["Content-Type", "application/json"]));
         assert_eq!(shown["body"], "{\"ok\":true}\u{fffd}");
         assert_eq!(shown["state"], "pending");
-    }
-
-    #[test]
-    fn limits_are_bounded() {
-        assert_eq!(limit("").unwrap(), DEFAULT_LIMIT);
-        assert_eq!(limit("limit=5").unwrap(), 5);
-        assert!(limit("limit=0").is_err());
-        assert!(limit("limit=100000").is_err());
-        assert_eq!(filter("instance=p24&limit=3", "instance").as_deref(), Some("p24"));
     }
 }

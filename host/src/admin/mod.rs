@@ -1,27 +1,42 @@
 //! The admin API (JSON, bearer token, loopback by default): plugin instances and their
-//! versions, reloads, the ledger, durable jobs, and the manual clock in rehearsals.
-//! Reloads and rollbacks are carried out by `crate::live`; this module only speaks HTTP.
+//! versions, reloads, the ledger, durable jobs and their control, the audit trail, the
+//! janitor's view, metrics, readiness and the manual clock in rehearsals. Reloads and
+//! rollbacks are carried out by `crate::live`; this module only speaks HTTP.
+//!
 //! The same listener serves the browser console under `/console/` (see `console`),
 //! whose calls reach these routes through a sign-in session instead of the token.
+//!
+//! Every answer carries `x-request-id` (the client's own, when it sent a usable one);
+//! actions that move money or change what runs are appended to the audit trail with it.
 
 pub mod accounts;
+pub mod answer;
+pub mod audit;
+pub mod control;
+pub mod janitor;
 pub mod jobs;
+pub mod metrics;
+pub mod openapi;
 pub mod plugins;
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
 use hyper::body::Incoming;
+use hyper::header::HeaderValue;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
+pub use answer::{ok, query_limit, query_param, AdminError, Answer};
+
 use crate::live::LiveOps;
 use crate::capabilities::signing::constant_time_eq;
 use crate::console::{self, Console, Gate};
 use crate::http_util::{json_response, read_body, Body};
+use crate::storage::{JobAction, NewAuditEntry};
 
 /// What every admin request reaches: the live operations, the bearer token and the
 /// console's sign-in sessions.
@@ -36,12 +51,13 @@ pub async fn serve_admin(listener: TcpListener, live: Arc<LiveOps>, token: Strin
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
+                let Ok((stream, remote)) = accepted else { continue };
                 let app = app.clone();
+                let remote: Arc<str> = remote.to_string().into();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| {
-                        let app = app.clone();
-                        async move { Ok::<_, Infallible>(handle(app, req).await) }
+                        let (app, remote) = (app.clone(), remote.clone());
+                        async move { Ok::<_, Infallible>(handle(app, req, &remote).await) }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
@@ -53,71 +69,127 @@ pub async fn serve_admin(listener: TcpListener, live: Arc<LiveOps>, token: Strin
     }
 }
 
-async fn handle(app: Arc<Admin>, req: Request<Incoming>) -> Response<Body> {
+/// The client's `x-request-id` when it is short and plain, so a console can follow its
+/// own ids through the audit trail; otherwise a fresh one.
+fn request_id(app: &LiveOps, req: &Request<Incoming>) -> String {
+    req.headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)))
+        .map(str::to_string)
+        .unwrap_or_else(|| app.runtime.next_request_id())
+}
+
+async fn handle(admin: Arc<Admin>, req: Request<Incoming>, remote: &str) -> Response<Body> {
+    let request_id = request_id(&admin.live, &req);
     if let Some(rest) = console::rest_of_path(req.uri().path()).map(str::to_string) {
-        return match app.console.gate(req.method(), &rest, req.headers()) {
+        let response = match admin.console.gate(req.method(), &rest, req.headers()) {
             Gate::Answer(resp) => resp,
             Gate::SignIn => match read_body(req.into_body(), 64 << 10).await {
-                Ok(body) => app.console.sign_in(&app.token, &body),
+                Ok(body) => admin.console.sign_in(&admin.token, &body),
                 Err(msg) => console::secure(json_response(StatusCode::PAYLOAD_TOO_LARGE, &json!({ "error": msg }))),
             },
-            Gate::Api(path) => console::secure(answer(&app, &path, req).await),
+            Gate::Api(path) => console::secure(answer(&admin, &path, req, remote, &request_id).await),
         };
+        return with_request_id(response, &request_id);
     }
     let authorized = req
         .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|token| constant_time_eq(token.as_bytes(), app.token.as_bytes()));
+        .is_some_and(|token| constant_time_eq(token.as_bytes(), admin.token.as_bytes()));
     if !authorized {
-        return json_response(StatusCode::UNAUTHORIZED, &json!({ "error": "missing or wrong bearer token" }));
+        let (status, value) = AdminError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong bearer token").answer();
+        return with_request_id(json_response(status, &value), &request_id);
     }
     let path = req.uri().path().to_string();
-    answer(&app, &path, req).await
+    with_request_id(answer(&admin, &path, req, remote, &request_id).await, &request_id)
 }
 
-/// Routes an authorized admin call for `path`.
-async fn answer(app: &Admin, path: &str, req: Request<Incoming>) -> Response<Body> {
+/// Routes an authorized admin call for `path` (the console's calls arrive here with the
+/// path below `/console/api`), and appends what it did to the audit trail.
+async fn answer(admin: &Admin, path: &str, req: Request<Incoming>, remote: &str, request_id: &str) -> Response<Body> {
+    let app = &admin.live;
+    if req.method() == Method::GET && path == "/metrics" {
+        return metrics::scrape(&app.runtime.services).await;
+    }
     let method = req.method().clone();
     let query = req.uri().query().unwrap_or("").to_string();
-    let body = match read_body(req.into_body(), 16 << 20).await {
-        Ok(b) => b,
-        Err(msg) => return json_response(StatusCode::PAYLOAD_TOO_LARGE, &json!({ "error": msg })),
+    let (status, value) = match read_body(req.into_body(), 16 << 20).await {
+        Ok(body) => {
+            let segments: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+            let (status, value) = route(app, &method, &segments, &query, &body).await;
+            if let Some((kind, target)) = audit::classify(&method, &segments) {
+                let entry = NewAuditEntry {
+                    at: app.runtime.services.clock.now_millis(),
+                    kind: kind.to_string(),
+                    source: remote.to_string(),
+                    request_id: request_id.to_string(),
+                    target,
+                    request: audit::asked(&method, path, &query, &body),
+                    outcome: audit::outcome(status).to_string(),
+                    status: status.as_u16(),
+                    result: value.clone(),
+                };
+                audit::append(app.runtime.services.storage.as_ref(), entry).await;
+            }
+            (status, value)
+        }
+        Err(msg) => AdminError::new(StatusCode::PAYLOAD_TOO_LARGE, "bad-request", &msg).answer(),
     };
-    let segments: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
-    let (status, value) = route(&app.live, &method, &segments, &query, &body).await;
     json_response(status, &value)
 }
 
-async fn route(app: &LiveOps, method: &Method, segments: &[&str], query: &str, body: &[u8]) -> (StatusCode, Value) {
+fn with_request_id(mut response: Response<Body>, request_id: &str) -> Response<Body> {
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    response
+}
+
+async fn route(app: &LiveOps, method: &Method, segments: &[&str], query: &str, body: &[u8]) -> Answer {
+    let services = &app.runtime.services;
     match segments {
         ["health"] => (StatusCode::OK, json!({ "status": "ok" })),
+        ["openapi.json"] if method == Method::GET => (StatusCode::OK, openapi::document()),
         ["plugins", ..] => plugins::handle(app, method, &segments[1..], body).await,
         ["config", "reload"] if method == Method::POST => plugins::reload_config(app, "admin config reload").await,
-        ["accounts", rest @ ..] => accounts::handle(&app.runtime.services.ledger, method, rest, query, body).await,
-        [kind @ ("deliveries" | "events" | "timers"), ..] => {
-            jobs::handle(app.runtime.services.storage.as_ref(), method, kind, &segments[1..], query).await
+        ["accounts", rest @ ..] => accounts::handle(&services.ledger, method, rest, query, body).await,
+        [kind @ ("deliveries" | "events" | "timers"), id, action @ ("retry" | "cancel")] if method == Method::POST => {
+            let action = if *action == "retry" { JobAction::RetryNow } else { JobAction::Cancel };
+            control::control(services, kind, id, action, body).await
+        }
+        [kind @ ("deliveries" | "events" | "timers"), ..] => jobs::handle(services.storage.as_ref(), method, kind, &segments[1..], query).await,
+        ["audit"] if method == Method::GET => audit::list(services.storage.as_ref(), query).await,
+        ["janitor"] if method == Method::GET => {
+            let settings = app.runtime.config.load_full().janitor.clone();
+            janitor::state(services.storage.as_ref(), &settings, query).await
+        }
+        ["readyz"] if method == Method::GET => {
+            let (status, readiness) = crate::health::readiness(&app.runtime).await;
+            (status, serde_json::to_value(readiness).unwrap_or_default())
         }
         ["clock"] if method == Method::GET => {
-            let clock = &app.runtime.services.clock;
+            let clock = &services.clock;
             (StatusCode::OK, json!({ "now_ms": clock.now_millis(), "manual": clock.is_manual() }))
         }
         ["clock", "advance"] if method == Method::POST => advance_clock(app, body),
-        _ => (StatusCode::NOT_FOUND, json!({ "error": "no such admin route" })),
+        _ => AdminError::not_found("no such admin route").answer(),
     }
 }
 
-fn advance_clock(app: &LiveOps, body: &[u8]) -> (StatusCode, Value) {
+fn advance_clock(app: &LiveOps, body: &[u8]) -> Answer {
     let seconds = serde_json::from_slice::<Value>(body).ok().and_then(|v| v.get("seconds").and_then(Value::as_i64));
-    let Some(seconds) = seconds else {
-        return (StatusCode::BAD_REQUEST, json!({ "error": "body must be {\"seconds\": N}" }));
+    // Ten years at most: a larger move would take the clock past what timestamps hold.
+    let Some(seconds) = seconds.filter(|s| *s <= 315_360_000) else {
+        return AdminError::bad_request("body must be {\"seconds\": N} with N at most 315360000 (ten years)").answer();
     };
     match app.runtime.services.clock.advance(seconds.saturating_mul(1000)) {
         Ok(now_ms) => {
             app.runtime.services.wake_jobs();
             (StatusCode::OK, json!({ "now_ms": now_ms }))
         }
-        Err(msg) => (StatusCode::CONFLICT, json!({ "error": msg })),
+        Err(msg) => AdminError::conflict("conflict", &msg).answer(),
     }
 }

@@ -11,6 +11,8 @@ use crate::payments::balance::{self, BALANCE};
 use crate::payments::{ownership, PaymentSystems};
 use crate::wit::checkout::Host;
 use crate::wit::payments::{ChargeRequest, Checkout, CheckoutRequest, Error, PaymentEvent, RefundResult};
+use crate::storage::PaymentKind;
+use crate::wit::payments::PaymentStatus;
 
 impl Host for PluginState {
     async fn start_checkout(&mut self, system: String, req: CheckoutRequest) -> Result<Checkout, Error> {
@@ -20,7 +22,10 @@ impl Host for PluginState {
             return Err(Error::Rejected("the balance method has no hosted page; use charge".into()));
         }
         claim_reference(&ctx, &system, &req.reference).await?;
-        systems.start_checkout(&system, &request_id, req).await.map_err(|f| unavailable(&system, f))?
+        let reference = req.reference.clone();
+        let checkout = systems.start_checkout(&system, &request_id, req).await.map_err(|f| unavailable(&system, f))??;
+        track(&ctx, &system, &reference, PaymentKind::Checkout, &checkout.id).await;
+        Ok(checkout)
     }
 
     async fn charge(&mut self, system: String, req: ChargeRequest) -> Result<PaymentEvent, Error> {
@@ -30,9 +35,19 @@ impl Host for PluginState {
             return balance::charge(&ctx.services.ledger, &ctx.name, req).await;
         }
         claim_reference(&ctx, &system, &req.reference).await?;
+        let reference = req.reference.clone();
         let event = systems.charge(&system, &request_id, req).await.map_err(|f| unavailable(&system, f))?;
         // The plugin cannot know the instance name it runs under; the host does.
-        event.map(|e| PaymentEvent { system: system.clone(), ..e })
+        let event = event.map(|e| PaymentEvent { system: system.clone(), ..e })?;
+        if event.status == PaymentStatus::Pending {
+            track(&ctx, &system, &reference, PaymentKind::Charge, &event.external_id).await;
+        } else {
+            let storage = &ctx.services.storage;
+            if let Err(e) = storage.payment_settled(&system, &reference, "charge", ctx.services.clock.now_millis()).await {
+                tracing::warn!(system = %system, error = %e, "could not mark a charge settled; the janitor may look it up");
+            }
+        }
+        Ok(event)
     }
 
     async fn lookup(&mut self, system: String, external_id: String) -> Result<PaymentEvent, Error> {
@@ -70,6 +85,18 @@ fn check_granted(ctx: &InstanceContext, system: &str) -> Result<(), Error> {
 
 async fn claim_reference(ctx: &InstanceContext, system: &str, reference: &str) -> Result<(), Error> {
     ownership::claim(ctx.services.storage.as_ref(), &ctx.services.clock, &ctx.name, system, reference).await
+}
+
+/// Remembers the payment system's id of a payment that has no final outcome yet, so the
+/// janitor can look it up if its event never comes. Failing to remember is logged, not
+/// fatal: the payment itself went through.
+async fn track(ctx: &InstanceContext, system: &str, reference: &str, kind: PaymentKind, external_id: &str) {
+    if external_id.is_empty() {
+        return;
+    }
+    if let Err(e) = ctx.services.storage.payment_started(system, reference, kind, external_id).await {
+        tracing::warn!(system, error = %e, "could not record the payment id for the janitor");
+    }
 }
 
 fn unavailable(system: &str, failure: CallFailure) -> Error {

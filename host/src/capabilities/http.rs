@@ -32,6 +32,9 @@ impl Host for PluginState {
         for (name, value) in &req.headers {
             builder = builder.header(name, value);
         }
+        if let Some(header) = self.services().request_id_header.get() {
+            builder = builder.header(header.clone(), self.request_id.as_str());
+        }
         for (name, template) in &req.secret_headers {
             let mut value = reqwest::header::HeaderValue::from_bytes(&render_secret_template(&ctx.secrets, template)?)
                 .map_err(|_| Error::InvalidRequest("secret header value is not a valid header".into()))?;
@@ -41,6 +44,7 @@ impl Host for PluginState {
         let host = url.host_str().unwrap_or_default().to_string();
         let started = std::time::Instant::now();
         let result = fetch(builder, limits.http_max_response_bytes).await;
+        self.services().metrics.outbound(&ctx.name, &host, outbound_status(&result), started.elapsed());
         tracing::debug!(
             instance = %ctx.name,
             request = %self.request_id,
@@ -57,6 +61,17 @@ impl Host for PluginState {
             return Err(Error::InvalidRequest("the answer contained a secret and was withheld".into()));
         }
         Ok(resp)
+    }
+}
+
+/// The metrics label of an outbound request's end.
+fn outbound_status(result: &Result<Response, Error>) -> &'static str {
+    match result {
+        Ok(resp) => crate::metrics::labels::status_class(resp.status),
+        Err(Error::Timeout) => "timeout",
+        Err(Error::TooLarge(_)) => "too-large",
+        Err(Error::Connect(_)) => "connect",
+        Err(_) => "refused",
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
-use super::{clip, JobKind, JobWorker};
+use super::{attempt_outcome, clip, JobKind, JobWorker};
 use crate::storage::{DeliveryRequest, DeliveryRow, JobState, Lease, StorageResult};
 
 /// How much of a refusing answer's body is kept as the attempt's error.
@@ -22,33 +22,38 @@ impl JobKind for Deliveries {
         worker.storage.delivery_claim_due(now, lease, worker.cfg.batch).await
     }
 
-    async fn run(worker: &JobWorker, delivery: DeliveryRow, lease: &Lease) {
-        let max_attempts = match delivery.request.max_attempts {
-            0 => worker.cfg.default_max_attempts,
-            n => n,
-        }
-        .max(1);
-        let attempt = delivery.attempts + 1;
-        let outcome = send(&worker.http, &delivery.request, worker.cfg.delivery_timeout).await;
-        let now = worker.clock.now_millis();
-        let (state, status, error, next_at) = match outcome {
-            Ok(status) => (JobState::Done, Some(status), None, now),
-            Err(f) if f.permanent || attempt >= max_attempts => (JobState::Failed, f.status, Some(f.message), now),
-            Err(f) => (JobState::Pending, f.status, Some(f.message), worker.retry_at(attempt)),
-        };
-        let host = reqwest::Url::parse(&delivery.request.url).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default();
-        match state {
-            JobState::Done => tracing::info!(
-                kind = "delivery", instance = %delivery.instance, job = %delivery.id, host = %host, attempt, status, outcome = "done"
-            ),
-            _ => tracing::warn!(
-                kind = "delivery", instance = %delivery.instance, job = %delivery.id, host = %host, attempt, max_attempts, status,
-                outcome = state.as_str(), next_at, "delivery attempt failed (the row's last_error says why)"
-            ),
-        }
-        if let Err(e) = worker.storage.delivery_record(&delivery.id, lease, state, status, error.as_deref(), next_at).await {
-            tracing::warn!(kind = "delivery", instance = %delivery.instance, job = %delivery.id, error = %e, "could not record a delivery attempt; it may be sent again");
-        }
+    async fn run(worker: &JobWorker, job: DeliveryRow, lease: &Lease) {
+        deliver(worker, job, lease).await
+    }
+}
+
+async fn deliver(worker: &JobWorker, delivery: DeliveryRow, lease: &Lease) {
+    let max_attempts = match delivery.request.max_attempts {
+        0 => worker.cfg.default_max_attempts,
+        n => n,
+    }
+    .max(1);
+    let attempt = delivery.attempts + 1;
+    let outcome = send(&worker.http, &delivery.request, worker.cfg.delivery_timeout).await;
+    let now = worker.clock.now_millis();
+    let (state, status, error, next_at) = match outcome {
+        Ok(status) => (JobState::Done, Some(status), None, now),
+        Err(f) if f.permanent || attempt >= max_attempts => (JobState::Failed, f.status, Some(f.message), now),
+        Err(f) => (JobState::Pending, f.status, Some(f.message), worker.retry_at(attempt)),
+    };
+    let host = reqwest::Url::parse(&delivery.request.url).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default();
+    worker.cfg.metrics.job_attempt("delivery", attempt_outcome(state));
+    match state {
+        JobState::Done => tracing::info!(
+            kind = "delivery", instance = %delivery.instance, job = %delivery.id, host = %host, attempt, status, outcome = "done"
+        ),
+        _ => tracing::warn!(
+            kind = "delivery", instance = %delivery.instance, job = %delivery.id, host = %host, attempt, max_attempts, status,
+            outcome = state.as_str(), next_at, "delivery attempt failed (the row's last_error says why)"
+        ),
+    }
+    if let Err(e) = worker.storage.delivery_record(&delivery.id, lease, state, status, error.as_deref(), next_at).await {
+        tracing::warn!(kind = "delivery", instance = %delivery.instance, job = %delivery.id, error = %e, "could not record a delivery attempt; it may be sent again");
     }
 }
 

@@ -1,6 +1,7 @@
 //! The durable job workers: fire due timers, send outbound deliveries and hand payment
 //! events to the provider instance that started the checkout, each retried with backoff
-//! on the host clock. Independent of wasm: the plugin side is behind `ExportCaller`.
+//! on the host clock; and the janitor, which looks up payments whose outcome never
+//! arrived. Independent of wasm: the plugin side is behind `ExportCaller`.
 //!
 //! Several hosts may run workers on one database. Each worker leases what it claims
 //! under its own random owner id, and records results only while it still holds the
@@ -10,6 +11,7 @@
 pub mod backoff;
 mod deliveries;
 mod events;
+pub mod janitor;
 mod timers;
 
 use std::sync::{Arc, Mutex};
@@ -21,7 +23,8 @@ use tokio::task::JoinHandle;
 
 use crate::call_failure::CallFailure;
 use crate::clock::HostClock;
-use crate::storage::{KvWrite, Lease, PaymentEventRow, Storage, StorageResult};
+use crate::metrics::Metrics;
+use crate::storage::{JobState, KvWrite, Lease, NewPaymentEvent, PaymentEventRow, Storage, StorageResult};
 
 /// The plugin exports a job ends in. An unknown instance is an `Err` (retried later:
 /// the instance may be back after a config reload).
@@ -31,6 +34,8 @@ pub trait ExportCaller: Send + Sync {
     /// On success, the provider's store writes, which the worker commits together with
     /// marking the event done.
     async fn on_payment_event(&self, row: &PaymentEventRow) -> Result<Vec<KvWrite>, CallFailure>;
+    /// Asks payment-system instance `system` for the payment `external_id` as it stands.
+    async fn lookup_payment(&self, system: &str, external_id: &str) -> Result<NewPaymentEvent, janitor::LookupFailure>;
 }
 
 /// One kind of durable job, as the worker's claim-and-run loop sees it: how to claim a
@@ -78,6 +83,10 @@ pub struct JobConfig {
     /// would silently drop a scheduled charge.
     pub default_max_attempts: u32,
     pub delivery_timeout: Duration,
+    /// Where attempts and lookups are counted.
+    pub metrics: Arc<Metrics>,
+    /// Looking up payments with no final outcome; `None`: off.
+    pub janitor: Option<janitor::JanitorConfig>,
 }
 
 impl Default for JobConfig {
@@ -90,6 +99,8 @@ impl Default for JobConfig {
             backoff_max: Duration::from_secs(3600),
             default_max_attempts: 12,
             delivery_timeout: Duration::from_secs(30),
+            metrics: Arc::default(),
+            janitor: None,
         }
     }
 }
@@ -100,11 +111,13 @@ pub struct RoundReport {
     pub timers: usize,
     pub deliveries: usize,
     pub events: usize,
+    /// Payments the janitor looked up.
+    pub lookups: usize,
 }
 
 impl RoundReport {
     pub fn total(&self) -> usize {
-        self.timers + self.deliveries + self.events
+        self.timers + self.deliveries + self.events + self.lookups
     }
 }
 
@@ -128,12 +141,14 @@ pub struct JobWorker {
     cfg: JobConfig,
     owner: String,
     waker: JobWaker,
+    /// Host-clock time of the janitor's next scan.
+    janitor_next_scan: Mutex<i64>,
 }
 
 impl JobWorker {
     pub fn new(storage: Arc<dyn Storage>, clock: HostClock, caller: Arc<dyn ExportCaller>, http: reqwest::Client, cfg: JobConfig) -> Self {
         let owner = format!("host-{}-{:016x}", std::process::id(), rand::random::<u64>());
-        Self { storage, clock, caller, http, cfg, owner, waker: JobWaker::default() }
+        Self { storage, clock, caller, http, cfg, owner, waker: JobWaker::default(), janitor_next_scan: Mutex::new(0) }
     }
 
     /// Listens to `waker` instead of a waker of its own.
@@ -185,12 +200,13 @@ impl JobWorker {
     /// Claims and runs one batch of each kind of due job, waiting for all of them. The
     /// kinds run side by side, so slow deliveries do not hold timers back.
     pub async fn run_once(self: &Arc<Self>) -> RoundReport {
-        let (timers, deliveries, events) = tokio::join!(
+        let (timers, deliveries, events, lookups) = tokio::join!(
             claim_and_run::<timers::Timers>(self),
             claim_and_run::<deliveries::Deliveries>(self),
             claim_and_run::<events::PaymentEvents>(self),
+            claim_and_run::<janitor::Janitor>(self),
         );
-        RoundReport { timers, deliveries, events }
+        RoundReport { timers, deliveries, events, lookups }
     }
 
     fn lease(&self, now: i64) -> Lease {
@@ -223,6 +239,15 @@ where
         }
     }
     count
+}
+
+/// The metrics outcome of an attempt that left its job in `state`.
+fn attempt_outcome(state: JobState) -> &'static str {
+    match state {
+        JobState::Done => "done",
+        JobState::Pending => "failed",
+        JobState::Failed | JobState::Cancelled => "given-up",
+    }
 }
 
 /// Error text kept with a job row: bounded, so a chatty handler cannot bloat the table.

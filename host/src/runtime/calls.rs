@@ -31,7 +31,9 @@ impl Runtime {
             .run(instance, &id, move |store, inst| {
                 Box::pin(async move {
                     let (pre, index) = provider(inst)?;
+                    let started = std::time::Instant::now();
                     let wasm = pre.instance_pre().instantiate_async(&mut *store).await?;
+                    inst.ctx.services.metrics.instantiated(inst.name(), started.elapsed());
                     let func = wasm
                         .get_func(&mut *store, index)
                         .ok_or_else(|| wasmtime::Error::msg("the `handle` export vanished from its component"))?;
@@ -44,7 +46,10 @@ impl Runtime {
                 })
             })
             .await?;
-        result.map_err(CallFailure::PluginError)
+        result.map_err(|e| {
+            self.services.metrics.call_failure(instance.name(), "plugin-error");
+            CallFailure::PluginError(e)
+        })
     }
 
     /// `handle` in a warm instance of this version (a fresh one when none is idle). Only

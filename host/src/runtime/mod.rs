@@ -118,6 +118,7 @@ impl Runtime {
                     Some(slot) if Arc::ptr_eq(&slot.current(), &p.instance) => slot.clone(),
                     Some(slot) => {
                         slot.swap(p.instance);
+                        self.services.metrics.swapped(&slot.name);
                         slot.clone()
                     }
                     None => Slot::new(p.instance),
@@ -232,18 +233,21 @@ impl Runtime {
     where
         F: for<'a> FnOnce(&'a mut Store<PluginState>, &'a LoadedInstance) -> BoxFuture<'a, wasmtime::Result<R>>,
     {
-        let _permit = self
-            .calls
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| CallFailure::Unavailable("too many plugin calls at once".into()))?;
+        let Ok(_permit) = self.calls.clone().try_acquire_owned() else {
+            self.services.metrics.call_failure(instance.name(), "unavailable");
+            return Err(CallFailure::Unavailable("too many plugin calls at once".into()));
+        };
         let mut store = instance.new_store(&self.engine, request_id, self.clone());
         let deadline = instance.deadline() + HOST_GRACE;
-        match tokio::time::timeout(deadline, f(&mut store, instance)).await {
+        let result = match tokio::time::timeout(deadline, f(&mut store, instance)).await {
             Err(_) => Err(CallFailure::Deadline),
             Ok(Err(e)) => Err(CallFailure::from_wasmtime(e)),
             Ok(Ok(r)) => Ok(r),
+        };
+        if let Err(failure) = &result {
+            self.services.metrics.call_failure(instance.name(), failure.kind());
         }
+        result
     }
 
     pub fn current(&self, name: &str) -> Result<Arc<LoadedInstance>, CallFailure> {

@@ -37,6 +37,8 @@ pub enum JobState {
     Pending,
     Done,
     Failed,
+    /// Stopped by an operator: never attempted again.
+    Cancelled,
 }
 
 impl JobState {
@@ -45,6 +47,7 @@ impl JobState {
             JobState::Pending => "pending",
             JobState::Done => "done",
             JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
         }
     }
 
@@ -53,6 +56,7 @@ impl JobState {
             "pending" => Some(JobState::Pending),
             "done" => Some(JobState::Done),
             "failed" => Some(JobState::Failed),
+            "cancelled" => Some(JobState::Cancelled),
             _ => None,
         }
     }

@@ -9,11 +9,15 @@
 //! Every time here (`at`, `now`, `due_at`, `next_at`, lease ends) is milliseconds since
 //! the Unix epoch on the host clock; callers convert to seconds at the WIT edge.
 //!
-//! The durable state splits by concern into four traits, each backend implementing them
-//! in one file apiece: `KeyValueStore` (kv.rs), `LedgerStore` (ledger.rs), `JobStore`
-//! (timers and deliveries, jobs.rs) and `PaymentEventStore` (checkouts and payment events,
-//! events.rs). `Storage` is all four plus migrations: what a backend is.
+//! The durable state splits by concern into traits, each backend implementing them in
+//! one file apiece: `KeyValueStore` (kv.rs), `LedgerStore` (ledger.rs), `JobStore`
+//! (timers and deliveries, jobs.rs), `PaymentEventStore` (checkouts and payment events,
+//! events.rs), and for operators `AuditStore` (audit.rs), `JobControlStore` (retry,
+//! cancel and job counts, control.rs) and `UnsettledStore` (what the janitor watches,
+//! unsettled.rs). `Storage` is all of them plus migrations: what a backend is.
 
+pub mod audit;
+pub mod control;
 mod error;
 mod events;
 pub mod group_commit;
@@ -23,13 +27,17 @@ mod ledger;
 mod posting;
 pub mod postgres;
 pub mod sqlite;
+pub mod unsettled;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use audit::{AuditEntry, AuditQuery, AuditStore, NewAuditEntry};
+pub use control::{ControlOutcome, JobAction, JobControlStore, JobCount, JobRef};
 pub use error::{Cause, StorageError, StorageResult};
 pub use group_commit::PostingOutcome;
+pub use unsettled::{LookupResult, PaymentKind, TrackedPayment, UnsettledStore};
 pub use events::{NewPaymentEvent, PaymentEventRow, PaymentEventStore, PaymentStatus};
 pub use jobs::{DeliveryRequest, DeliveryRow, JobState, JobStore, Lease, TimerRow};
 pub use kv::{KeyValueStore, KvWrite};
@@ -67,8 +75,12 @@ pub(crate) fn new_id(prefix: &str) -> String {
 
 /// A storage backend: every concern, and the schema they share.
 #[async_trait]
-pub trait Storage: KeyValueStore + LedgerStore + JobStore + PaymentEventStore + Send + Sync + 'static {
+pub trait Storage:
+    KeyValueStore + LedgerStore + JobStore + PaymentEventStore + AuditStore + JobControlStore + UnsettledStore + Send + Sync + 'static
+{
     /// Creates tables if missing. Safe to call from several hosts at once.
     async fn migrate(&self) -> StorageResult<()>;
     fn backend_name(&self) -> &'static str;
+    /// One round trip to the database: does it answer?
+    async fn ping(&self) -> StorageResult<()>;
 }

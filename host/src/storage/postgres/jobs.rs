@@ -19,7 +19,7 @@ fn timer_row(row: &Row) -> Res<TimerRow> {
     })
 }
 
-fn delivery_row(row: &Row) -> Res<DeliveryRow> {
+pub(super) fn delivery_row(row: &Row) -> Res<DeliveryRow> {
     let headers: String = get(row, "headers")?;
     let status: Option<i64> = get(row, "last_status")?;
     Ok(DeliveryRow {

@@ -5,10 +5,13 @@
 //! once take disjoint rows. Migrations run under a per-schema advisory lock, so hosts
 //! starting together do not race on `CREATE TABLE`.
 
+mod audit;
+mod control;
 mod events;
 mod jobs;
 mod kv;
 mod ledger;
+mod unsettled;
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -134,6 +137,42 @@ CREATE TABLE payment_events (
 );
 CREATE INDEX payment_events_due ON payment_events (state, next_at);
 CREATE INDEX payment_events_by_provider ON payment_events (provider, id);
+"#, r#"
+CREATE TABLE audit_log (
+    id BIGSERIAL PRIMARY KEY,
+    at BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    source TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    target TEXT NOT NULL,
+    request TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    status INT NOT NULL,
+    result TEXT NOT NULL
+);
+CREATE INDEX audit_log_by_time ON audit_log (at, id);
+CREATE INDEX audit_log_by_kind ON audit_log (kind, at, id);
+CREATE FUNCTION payhost_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the audit trail is append-only';
+END
+$$;
+CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log
+    FOR EACH ROW EXECUTE FUNCTION payhost_audit_append_only();
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION payhost_audit_append_only();
+
+ALTER TABLE checkouts
+    ADD COLUMN kind TEXT,
+    ADD COLUMN external_id TEXT,
+    ADD COLUMN lookups BIGINT NOT NULL DEFAULT 0,
+    ADD COLUMN last_lookup_at BIGINT,
+    ADD COLUMN next_lookup_at BIGINT NOT NULL DEFAULT 0,
+    ADD COLUMN last_error TEXT,
+    ADD COLUMN settled_at BIGINT,
+    ADD COLUMN settled_by TEXT;
+CREATE INDEX checkouts_open ON checkouts (next_lookup_at) WHERE settled_at IS NULL;
+CREATE INDEX payment_events_by_reference ON payment_events (system, reference);
 "#];
 
 pub struct PostgresStorage {
@@ -272,5 +311,11 @@ impl Storage for PostgresStorage {
 
     fn backend_name(&self) -> &'static str {
         "postgres"
+    }
+
+    async fn ping(&self) -> StorageResult<()> {
+        let client = self.client().await?;
+        client.execute("SELECT 1", &[]).await.map_err(Failure::from)?;
+        Ok(())
     }
 }

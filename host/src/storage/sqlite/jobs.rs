@@ -19,7 +19,7 @@ fn timer_row(row: &Row<'_>) -> rusqlite::Result<TimerRow> {
     })
 }
 
-fn delivery_row(row: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
+pub(super) fn delivery_row(row: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
     let headers: String = row.get("headers")?;
     let status: Option<i64> = row.get("last_status")?;
     Ok(DeliveryRow {

@@ -4,10 +4,13 @@
 //! handles on one file (several host processes) still serialise their read-check-write
 //! steps through SQLite's write lock.
 
+mod audit;
+mod control;
 mod events;
 mod jobs;
 mod kv;
 mod ledger;
+mod unsettled;
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -130,6 +133,34 @@ CREATE TABLE payment_events (
 );
 CREATE INDEX payment_events_due ON payment_events (state, next_at);
 CREATE INDEX payment_events_by_provider ON payment_events (provider, id);
+"#, r#"
+CREATE TABLE audit_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    source TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    target TEXT NOT NULL,
+    request TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    result TEXT NOT NULL
+);
+CREATE INDEX audit_log_by_time ON audit_log (at, id);
+CREATE INDEX audit_log_by_kind ON audit_log (kind, at, id);
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+
+ALTER TABLE checkouts ADD COLUMN kind TEXT;
+ALTER TABLE checkouts ADD COLUMN external_id TEXT;
+ALTER TABLE checkouts ADD COLUMN lookups INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE checkouts ADD COLUMN last_lookup_at INTEGER;
+ALTER TABLE checkouts ADD COLUMN next_lookup_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE checkouts ADD COLUMN last_error TEXT;
+ALTER TABLE checkouts ADD COLUMN settled_at INTEGER;
+ALTER TABLE checkouts ADD COLUMN settled_by TEXT;
+CREATE INDEX checkouts_open ON checkouts (next_lookup_at) WHERE settled_at IS NULL;
+CREATE INDEX payment_events_by_reference ON payment_events (system, reference);
 "#];
 
 type SharedConnection = Arc<tokio::sync::Mutex<Connection>>;
@@ -279,6 +310,10 @@ impl Storage for SqliteStorage {
 
     fn backend_name(&self) -> &'static str {
         "sqlite"
+    }
+
+    async fn ping(&self) -> StorageResult<()> {
+        self.run(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await
     }
 }
 

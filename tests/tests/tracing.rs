@@ -1,0 +1,59 @@
+//! Tracing through the real host: the request id travels into a plugin's outbound
+//! calls in the header the operator names, and with `[tracing.otlp]` configured the
+//! request spans reach the (stand-in) collector over OTLP/HTTP.
+
+use payhost_tests::sim::http::{SimResponse, SimServer};
+use payhost_tests::{plugin_wasm, HostBuilder};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn request_ids_go_into_outbound_calls_and_spans_reach_the_collector() {
+    let counterpart = SimServer::start(|_| SimResponse::json(200, &json!({ "ok": true }))).await;
+    let collector = SimServer::start(|_| SimResponse::empty(200)).await;
+    let mut host = HostBuilder::new()
+        .config(&format!(
+            "\n[[plugins]]\nname = \"tpl\"\ncomponent = {:?}\nmount = \"/tpl\"\nallowed_hosts = [{:?}]\n\n\
+             [tracing]\nrequest_id_header = \"x-correlation-id\"\n[tracing.otlp]\nendpoint = \"{}/v1/traces\"\nservice_name = \"payhost-under-test\"\n",
+            plugin_wasm("template").display().to_string(),
+            counterpart.host_port(),
+            collector.base_url(),
+        ))
+        .start()
+        .await;
+
+    let resp = host.get(&format!("/tpl/fetch?url={}/echo", counterpart.base_url())).await;
+    assert_eq!(resp.status().as_u16(), 200);
+    let request_id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+    let outbound = counterpart.requests();
+    assert_eq!(outbound.len(), 1);
+    assert_eq!(outbound[0].header("x-correlation-id"), Some(request_id.as_str()), "the request id travels with the call");
+
+    // A graceful stop flushes the batch of spans to the collector.
+    host.stop().await;
+    let exports: Vec<_> = collector.requests().into_iter().filter(|r| r.method == "POST" && r.path == "/v1/traces").collect();
+    assert!(!exports.is_empty(), "no spans were exported:\n{}", host.logs());
+    assert!(exports.iter().all(|r| r.header("content-type") == Some("application/x-protobuf")));
+    let body: Vec<u8> = exports.iter().flat_map(|r| r.body.clone()).collect();
+    let contains = |needle: &str| body.windows(needle.len()).any(|w| w == needle.as_bytes());
+    assert!(contains("payhost-under-test"), "the service name is in the export");
+    assert!(contains("request"), "the request span is in the export");
+    assert!(contains(&request_id), "the span carries the request id");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_an_otlp_section_nothing_is_exported_and_the_default_header_is_x_request_id() {
+    let counterpart = SimServer::start(|_| SimResponse::json(200, &json!({ "ok": true }))).await;
+    let mut host = HostBuilder::new()
+        .config(&format!(
+            "\n[[plugins]]\nname = \"tpl\"\ncomponent = {:?}\nmount = \"/tpl\"\nallowed_hosts = [{:?}]\n",
+            plugin_wasm("template").display().to_string(),
+            counterpart.host_port(),
+        ))
+        .start()
+        .await;
+    let resp = host.get(&format!("/tpl/fetch?url={}/echo", counterpart.base_url())).await;
+    let request_id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert_eq!(counterpart.requests()[0].header("x-request-id"), Some(request_id.as_str()));
+    host.stop().await;
+    assert!(!host.logs().contains("exporting spans over OTLP"), "no exporter without [tracing.otlp]");
+}
