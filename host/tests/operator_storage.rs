@@ -11,11 +11,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use payhost::clock::HostClock;
-use payhost::jobs::janitor::JanitorConfig;
+use payhost::call_failure::CallFailure;
+use payhost::jobs::janitor::{JanitorConfig, LookupFailure};
 use payhost::jobs::{ExportCaller, JobConfig, JobWorker};
 use payhost::storage::{
     AuditQuery, ControlOutcome, DeliveryRequest, JobAction, JobRef, JobState, KvWrite, Lease, LookupResult, NewAuditEntry,
-    NewPaymentEvent, PaymentEventRow, PaymentKind,
+    NewPaymentEvent, PaymentEventRow, PaymentKind, PaymentStatus,
 };
 use serde_json::json;
 use support::http_sink::Sink;
@@ -90,7 +91,7 @@ fn payment_event(reference: &str, external_id: &str, status: &str) -> NewPayment
     NewPaymentEvent {
         system: "stripe".into(),
         reference: reference.into(),
-        status: status.into(),
+        status: PaymentStatus::parse(status).expect("a payment status"),
         amount: "300.00".into(),
         currency: "USD".into(),
         external_id: external_id.into(),
@@ -175,19 +176,19 @@ struct Counterpart {
 
 #[async_trait::async_trait]
 impl ExportCaller for Counterpart {
-    async fn on_timer(&self, _instance: &str, _name: &str, _payload: Vec<u8>) -> Result<(), String> {
+    async fn on_timer(&self, _instance: &str, _name: &str, _payload: Vec<u8>) -> Result<(), CallFailure> {
         Ok(())
     }
 
-    async fn on_payment_event(&self, row: &PaymentEventRow) -> Result<Vec<KvWrite>, String> {
-        self.handed.lock().unwrap().push((row.reference.clone(), row.status.clone()));
+    async fn on_payment_event(&self, row: &PaymentEventRow) -> Result<Vec<KvWrite>, CallFailure> {
+        self.handed.lock().unwrap().push((row.reference.clone(), row.status.as_str().to_string()));
         Ok(vec![])
     }
 
-    async fn lookup_payment(&self, system: &str, external_id: &str) -> Result<NewPaymentEvent, String> {
+    async fn lookup_payment(&self, system: &str, external_id: &str) -> Result<NewPaymentEvent, LookupFailure> {
         *self.lookups.lock().unwrap().entry(external_id.to_string()).or_default() += 1;
         let answer = self.answers.lock().unwrap().get(external_id).cloned();
-        answer.map(|e| NewPaymentEvent { system: system.to_string(), ..e }).ok_or_else(|| format!("no payment {external_id}"))
+        answer.map(|e| NewPaymentEvent { system: system.to_string(), ..e }).ok_or_else(|| LookupFailure::Refused(format!("no payment {external_id}")))
     }
 }
 

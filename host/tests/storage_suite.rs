@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use payhost::call_failure::CallFailure;
 use payhost::clock::HostClock;
+use payhost::jobs::janitor::LookupFailure;
 use payhost::jobs::{ExportCaller, JobConfig, JobWorker};
 use payhost::ledger::{DebitLine, Entry, Ledger, LedgerError};
 use payhost::money;
@@ -179,9 +180,9 @@ impl ExportCaller for FakeCaller {
         Ok(vec![KvWrite::Put { key: format!("handled/{}", row.event.external_id), value: calls.to_string().into_bytes() }])
     }
 
-    async fn lookup_payment(&self, system: &str, external_id: &str) -> Result<NewPaymentEvent, String> {
+    async fn lookup_payment(&self, system: &str, external_id: &str) -> Result<NewPaymentEvent, LookupFailure> {
         // These suites run without the janitor; the janitor's own suite answers lookups.
-        Err(format!("no payment `{external_id}` at `{system}` in this suite"))
+        Err(LookupFailure::Refused(format!("no payment `{external_id}` at `{system}` in this suite")))
     }
 }
 

@@ -243,7 +243,22 @@ mod tests {
     fn the_grafana_dashboard_only_charts_metrics_that_exist() {
         let dashboard = include_str!("../../../ops/grafana/payhost.json");
         let _: serde_json::Value = serde_json::from_str(dashboard).expect("the dashboard is JSON");
-        let text = Metrics::new().encode();
+        // A family is encoded once it has a sample: record one of each.
+        let m = Metrics::new();
+        m.request("a", 200, Duration::ZERO);
+        m.call_failure("a", "trap");
+        m.instantiated("a", Duration::ZERO);
+        m.outbound("a", "h", "2xx", Duration::ZERO);
+        m.posted("debit");
+        m.refused("debit", "insufficient-funds");
+        m.set_jobs(&[], 0);
+        m.job_attempt("delivery", "done");
+        m.swapped("a");
+        m.rolled_back("a");
+        m.reload_refused("a");
+        m.config_reload(true);
+        m.lookup("s", "settled");
+        let text = m.encode();
         let families: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("# TYPE ")).filter_map(|l| l.split(' ').next()).collect();
         let mut charted = 0;
         for (at, _) in dashboard.match_indices("payhost_") {
