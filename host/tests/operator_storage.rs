@@ -181,7 +181,7 @@ impl ExportCaller for Counterpart {
     }
 
     async fn on_payment_event(&self, row: &PaymentEventRow) -> Result<Vec<KvWrite>, CallFailure> {
-        self.handed.lock().unwrap().push((row.reference.clone(), row.status.as_str().to_string()));
+        self.handed.lock().unwrap().push((row.event.reference.clone(), row.event.status.as_str().to_string()));
         Ok(vec![])
     }
 
