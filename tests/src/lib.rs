@@ -11,3 +11,22 @@ pub mod sim;
 
 pub use build::{payhost_binary, plugin_wasm};
 pub use host::{check_config, HostBuilder, TestHost};
+
+/// The `[[plugins]]` block of the test plugin `faulty` (it loops, balloons, traps or counts
+/// on request) with the probe grants it declares and the given `[plugins.limits]` lines.
+pub fn faulty_config(name: &str, mount: &str, limits: &str) -> String {
+    format!(
+        r#"
+[[plugins]]
+name = "{name}"
+component = {:?}
+mount = "{mount}"
+allowed_hosts = ["probe.invalid"]
+[plugins.secrets]
+probe_key = {{ env = "PROBE_KEY" }}
+[plugins.limits]
+{limits}
+"#,
+        plugin_wasm("faulty").display().to_string()
+    )
+}

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
 use payhost_tests::sim::http::{SimResponse, SimServer};
-use payhost_tests::{plugin_wasm, HostBuilder, TestHost};
+use payhost_tests::{faulty_config, plugin_wasm, HostBuilder, TestHost};
 use serde_json::Value;
 use sha1::{Digest, Sha1};
 
@@ -26,23 +26,6 @@ rfc_key2 = {{ env = "RFC_KEY2" }}
 greeting = "hi"
 "#,
         plugin_wasm("template").display().to_string()
-    )
-}
-
-fn faulty_config(name: &str, mount: &str, limits: &str) -> String {
-    format!(
-        r#"
-[[plugins]]
-name = "{name}"
-component = {:?}
-mount = "{mount}"
-allowed_hosts = ["probe.invalid"]
-[plugins.secrets]
-probe_key = {{ env = "PROBE_KEY" }}
-[plugins.limits]
-{limits}
-"#,
-        plugin_wasm("faulty").display().to_string()
     )
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use payhost_tests::host::ADMIN_TOKEN;
 use payhost_tests::sim::http::{SimResponse, SimServer};
-use payhost_tests::{plugin_wasm, HostBuilder, TestHost};
+use payhost_tests::{faulty_config, plugin_wasm, HostBuilder, TestHost};
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -21,11 +21,7 @@ fn template(name: &str, mount: &str, allowed: &str) -> String {
 }
 
 fn faulty(name: &str, mount: &str) -> String {
-    format!(
-        "\n[[plugins]]\nname = \"{name}\"\ncomponent = {:?}\nmount = \"{mount}\"\nallowed_hosts = [\"probe.invalid\"]\n\
-         [plugins.secrets]\nprobe_key = {{ env = \"PROBE_KEY\" }}\n[plugins.limits]\ndeadline_ms = 300\n",
-        plugin_wasm("faulty").display().to_string()
-    )
+    faulty_config(name, mount, "deadline_ms = 300")
 }
 
 /// A counterpart that answers 500 to the first `fail` requests on each path, 200 after.

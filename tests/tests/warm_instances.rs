@@ -2,26 +2,11 @@
 //! and that it is never shared. The faulty plugin counts its `/count` calls in a static,
 //! so the count it answers tells which instance served the request and what it kept.
 
-use payhost_tests::{plugin_wasm, HostBuilder, TestHost};
+use payhost_tests::{faulty_config, HostBuilder, TestHost};
 use serde_json::Value;
 
 fn faulty(name: &str, mount: &str, reuse: u32) -> String {
-    format!(
-        r#"
-[[plugins]]
-name = "{name}"
-component = {:?}
-mount = "{mount}"
-allowed_hosts = ["probe.invalid"]
-[plugins.secrets]
-probe_key = {{ env = "PROBE_KEY" }}
-[plugins.limits]
-reuse = {reuse}
-deadline_ms = 1000
-memory_mb = 16
-"#,
-        plugin_wasm("faulty").display().to_string()
-    )
+    faulty_config(name, mount, &format!("reuse = {reuse}\ndeadline_ms = 1000\nmemory_mb = 16"))
 }
 
 async fn count(host: &TestHost, mount: &str) -> u64 {
