@@ -33,12 +33,16 @@ pub struct Running {
 }
 
 impl Running {
-    /// Stops accepting, lets in-flight requests finish, stops the job workers.
+    /// Stops accepting, lets in-flight requests finish within `runtime.shutdown_grace_ms`
+    /// (the listeners close what is left), stops the job workers.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         self.jobs.shutdown().await;
+        let grace = std::time::Duration::from_millis(self.live.runtime.config.load().runtime.shutdown_grace_ms);
         for task in self.tasks {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), task).await;
+            // The listeners bound themselves by the grace; this only guards against a
+            // task that never ends.
+            let _ = tokio::time::timeout(grace + std::time::Duration::from_secs(1), task).await;
         }
     }
 }

@@ -86,7 +86,7 @@ pub async fn serve_scratch(template: &Path) -> Result<(std::net::SocketAddr, Scr
     Ok((running.bound.listen, ScratchServer { running, _scratch: scratch }))
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
@@ -94,7 +94,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[idx]
 }
 
-fn us(d: Duration) -> f64 {
+pub(crate) fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 

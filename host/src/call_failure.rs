@@ -17,6 +17,8 @@ pub enum CallFailure {
     Instantiate(String),
     /// No instance of that name, or of the wrong world.
     Unavailable(String),
+    /// The instance (or the host) is running as many calls as it may; try again shortly.
+    Busy(String),
 }
 
 impl CallFailure {
@@ -37,7 +39,7 @@ impl CallFailure {
     /// The HTTP status for the client.
     pub fn status(&self) -> u16 {
         match self {
-            CallFailure::Deadline | CallFailure::Unavailable(_) | CallFailure::Instantiate(_) => 503,
+            CallFailure::Deadline | CallFailure::Unavailable(_) | CallFailure::Instantiate(_) | CallFailure::Busy(_) => 503,
             _ => 500,
         }
     }
@@ -51,6 +53,15 @@ impl CallFailure {
             CallFailure::PluginError(_) => "the payment plugin reported an error",
             CallFailure::Instantiate(_) => "the payment plugin could not be started",
             CallFailure::Unavailable(_) => "the payment plugin is not available",
+            CallFailure::Busy(_) => "the payment plugin is busy; retry shortly",
+        }
+    }
+
+    /// Seconds the client should wait before retrying, when waiting helps.
+    pub fn retry_after(&self) -> Option<u32> {
+        match self {
+            CallFailure::Busy(_) => Some(1),
+            _ => None,
         }
     }
 
@@ -71,6 +82,7 @@ impl CallFailure {
             CallFailure::PluginError(_) => "plugin-error",
             CallFailure::Instantiate(_) => "instantiate",
             CallFailure::Unavailable(_) => "unavailable",
+            CallFailure::Busy(_) => "busy",
         }
     }
 }
@@ -84,6 +96,7 @@ impl fmt::Display for CallFailure {
             CallFailure::PluginError(d) => write!(f, "plugin error: {d}"),
             CallFailure::Instantiate(d) => write!(f, "instantiate: {d}"),
             CallFailure::Unavailable(d) => write!(f, "unavailable: {d}"),
+            CallFailure::Busy(d) => write!(f, "busy: {d}"),
         }
     }
 }

@@ -143,6 +143,24 @@ pub struct RuntimeConfig {
     /// Attempts for a durable outbound delivery whose plugin did not set a limit.
     #[serde(default = "default_delivery_attempts")]
     pub delivery_max_attempts: u32,
+    /// A request head must arrive whole this long after its first byte, in milliseconds;
+    /// otherwise the connection is closed (half-sent and trickled heads).
+    #[serde(default = "default_header_read_timeout_ms")]
+    pub header_read_timeout_ms: u64,
+    /// A request body must arrive whole this long after its head, in milliseconds;
+    /// otherwise the answer is 408 and the connection is closed.
+    #[serde(default = "default_body_read_timeout_ms")]
+    pub body_read_timeout_ms: u64,
+    /// A keep-alive connection idle this long between requests is closed, in milliseconds.
+    #[serde(default = "default_idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
+    /// Open connections per listener; a new one beyond it is answered 503 and closed,
+    /// never queued.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+    /// On shutdown, how long in-flight requests may still finish, in milliseconds.
+    #[serde(default = "default_shutdown_grace_ms")]
+    pub shutdown_grace_ms: u64,
 }
 
 impl Default for RuntimeConfig {
@@ -155,6 +173,11 @@ impl Default for RuntimeConfig {
             job_poll_interval_ms: default_poll_ms(),
             job_lease_seconds: default_lease_seconds(),
             delivery_max_attempts: default_delivery_attempts(),
+            header_read_timeout_ms: default_header_read_timeout_ms(),
+            body_read_timeout_ms: default_body_read_timeout_ms(),
+            idle_timeout_ms: default_idle_timeout_ms(),
+            max_connections: default_max_connections(),
+            shutdown_grace_ms: default_shutdown_grace_ms(),
         }
     }
 }
@@ -226,6 +249,10 @@ pub struct Limits {
     /// `runtime::warm`).
     #[serde(default = "default_reuse")]
     pub reuse: u32,
+    /// Calls of this instance running at once (requests, timers, events); one more is
+    /// answered 503 with `Retry-After`, so one instance cannot take every call slot.
+    #[serde(default = "default_instance_concurrency")]
+    pub max_concurrent: u32,
 }
 
 impl Default for Limits {
@@ -236,12 +263,31 @@ impl Default for Limits {
             http_timeout_ms: default_http_timeout_ms(),
             http_max_response_bytes: default_http_max_bytes(),
             reuse: default_reuse(),
+            max_concurrent: default_instance_concurrency(),
         }
     }
 }
 
 fn default_reuse() -> u32 {
     1
+}
+fn default_instance_concurrency() -> u32 {
+    64
+}
+fn default_header_read_timeout_ms() -> u64 {
+    10_000
+}
+fn default_body_read_timeout_ms() -> u64 {
+    30_000
+}
+fn default_idle_timeout_ms() -> u64 {
+    60_000
+}
+fn default_max_connections() -> u32 {
+    1_000
+}
+fn default_shutdown_grace_ms() -> u64 {
+    10_000
 }
 fn default_listen() -> String {
     "127.0.0.1:8080".into()
@@ -405,6 +451,13 @@ impl Config {
             if l.reuse == 0 || l.reuse > MAX_REUSE {
                 bail!("{}: must be 1..={MAX_REUSE} (1: a fresh instance per request)", at("limits.reuse"));
             }
+            if l.max_concurrent == 0 || l.max_concurrent > self.runtime.max_concurrent_requests {
+                bail!(
+                    "{}: must be 1..={} (runtime.max_concurrent_requests)",
+                    at("limits.max_concurrent"),
+                    self.runtime.max_concurrent_requests
+                );
+            }
         }
         for (i, a) in self.plugins.iter().enumerate() {
             for b in &self.plugins[i + 1..] {
@@ -439,6 +492,20 @@ impl Config {
             if !ok {
                 bail!("tracing.otlp.endpoint `{}` must be an http(s) URL such as http://127.0.0.1:4318/v1/traces", otlp.endpoint);
             }
+        }
+        let r = &self.runtime;
+        for (key, value) in [
+            ("runtime.header_read_timeout_ms", r.header_read_timeout_ms),
+            ("runtime.body_read_timeout_ms", r.body_read_timeout_ms),
+            ("runtime.idle_timeout_ms", r.idle_timeout_ms),
+            ("runtime.shutdown_grace_ms", r.shutdown_grace_ms),
+        ] {
+            if value == 0 || value > 3_600_000 {
+                bail!("{key} must be 1..=3600000 (milliseconds)");
+            }
+        }
+        if r.max_connections == 0 {
+            bail!("runtime.max_connections must be positive");
         }
         if self.janitor.scan_seconds == 0 || self.janitor.recheck_seconds == 0 {
             bail!("janitor.scan_seconds and janitor.recheck_seconds must be positive");

@@ -17,6 +17,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::clock::HostClock;
+use crate::identifiers::{self as ids, InvalidIdentifier};
 use crate::money::{self, Currency, MoneyError};
 use crate::storage::{AccountRow, EntryKind, EntryRow, Minor, Posting, PostingLine, PostingRefusal, Storage, StorageError};
 
@@ -74,6 +75,10 @@ pub enum LedgerError {
     IdempotencyConflict(String),
     #[error("not reversible: {0}")]
     NotReversible(String),
+    /// An account id, key, reference or transaction id the host refuses (see
+    /// `identifiers`); nothing was read or written.
+    #[error("invalid {0}")]
+    InvalidInput(InvalidIdentifier),
     #[error("ledger storage failed: {0}")]
     Backend(String),
 }
@@ -89,6 +94,7 @@ impl LedgerError {
             LedgerError::UnknownCurrency(_) => "unknown-currency",
             LedgerError::IdempotencyConflict(_) => "idempotency-conflict",
             LedgerError::NotReversible(_) => "not-reversible",
+            LedgerError::InvalidInput(_) => "invalid-input",
             LedgerError::Backend(_) => "backend",
         }
     }
@@ -97,6 +103,12 @@ impl LedgerError {
 impl From<StorageError> for LedgerError {
     fn from(e: StorageError) -> Self {
         LedgerError::Backend(e.to_string())
+    }
+}
+
+impl From<InvalidIdentifier> for LedgerError {
+    fn from(e: InvalidIdentifier) -> Self {
+        LedgerError::InvalidInput(e)
     }
 }
 
@@ -124,10 +136,8 @@ impl Ledger {
 
     /// Opens the account if it does not exist; an existing one must have this currency.
     pub async fn open_account(&self, id: &str, currency: &str) -> Result<Account, LedgerError> {
+        ids::check(ids::ACCOUNT_ID, id)?;
         let currency = money::currency(currency)?;
-        if id.is_empty() {
-            return Err(LedgerError::UnknownAccount("an account id must not be empty".into()));
-        }
         let row = self.storage.open_account(id, currency.code, 0, self.clock.now_millis()).await?;
         if row.currency != currency.code {
             return Err(LedgerError::CurrencyMismatch(format!("account {id} holds {}, not {}", row.currency, currency.code)));
@@ -136,6 +146,7 @@ impl Ledger {
     }
 
     pub async fn get_account(&self, id: &str) -> Result<Option<Account>, LedgerError> {
+        ids::check(ids::ACCOUNT_ID, id)?;
         Ok(self.storage.get_account(id).await?.as_ref().map(account))
     }
 
@@ -148,7 +159,7 @@ impl Ledger {
         currency: &str,
         reference: &str,
     ) -> Result<Entry, LedgerError> {
-        self.single(scope, key, EntryKind::Credit, account, amount, currency, reference).await
+        self.single(scope, key, EntryKind::Credit, account, amount, currency, reference, false).await
     }
 
     /// The operator's top-up: opens the account in `currency` when it is new, then credits.
@@ -161,10 +172,9 @@ impl Ledger {
         currency: &str,
         reference: &str,
     ) -> Result<Entry, LedgerError> {
-        // Validate before opening, so a malformed top-up leaves no empty account behind.
-        positive(money::currency(currency)?, amount)?;
-        self.open_account(account, currency).await?;
-        self.credit(scope, key, account, amount, currency, reference).await
+        // The account is opened inside the posting's own transaction, after its key was
+        // checked: a refused or conflicting top-up leaves no account behind.
+        self.single(scope, key, EntryKind::Credit, account, amount, currency, reference, true).await
     }
 
     pub async fn debit(
@@ -176,14 +186,19 @@ impl Ledger {
         currency: &str,
         reference: &str,
     ) -> Result<Entry, LedgerError> {
-        self.single(scope, key, EntryKind::Debit, account, amount, currency, reference).await
+        self.single(scope, key, EntryKind::Debit, account, amount, currency, reference, false).await
     }
 
     /// All lines or none, in one transaction (an account may appear in several lines).
     pub async fn debit_many(&self, scope: &str, key: &str, currency: &str, lines: &[DebitLine]) -> Result<Vec<Entry>, LedgerError> {
+        ids::check(ids::IDEMPOTENCY_KEY, key)?;
         let currency = money::currency(currency)?;
         if lines.is_empty() {
             return Err(LedgerError::InvalidAmount("debit-many needs at least one line".into()));
+        }
+        for line in lines {
+            ids::check(ids::ACCOUNT_ID, &line.account)?;
+            ids::check(ids::REFERENCE, &line.reference)?;
         }
         let mut posting_lines = Vec::with_capacity(lines.len());
         let mut canonical = Vec::with_capacity(lines.len());
@@ -198,11 +213,14 @@ impl Ledger {
             });
         }
         let hash = request_hash(&serde_json::json!(["debit-many", currency.code, canonical]));
-        self.post(scope, key, hash, currency, posting_lines, None).await
+        self.post(scope, key, hash, currency, posting_lines, None, false).await
     }
 
     /// Puts back every line of an earlier transaction.
     pub async fn reverse(&self, scope: &str, key: &str, transaction_id: &str, reference: &str) -> Result<Vec<Entry>, LedgerError> {
+        ids::check(ids::IDEMPOTENCY_KEY, key)?;
+        ids::check(ids::TRANSACTION_ID, transaction_id)?;
+        ids::check(ids::REFERENCE, reference)?;
         let original = self.storage.transaction_entries(transaction_id).await?;
         let Some(first) = original.first() else {
             return Err(LedgerError::NotReversible(format!("transaction {transaction_id} is unknown")));
@@ -217,11 +235,12 @@ impl Ledger {
             lines.push(PostingLine { account: entry.account.clone(), delta, kind: EntryKind::Reversal, reference: reference.to_string() });
         }
         let hash = request_hash(&serde_json::json!(["reverse", transaction_id, reference]));
-        self.post(scope, key, hash, currency, lines, Some(transaction_id.to_string())).await
+        self.post(scope, key, hash, currency, lines, Some(transaction_id.to_string()), false).await
     }
 
     /// Newest first, at most `MAX_HISTORY`.
     pub async fn history(&self, account: &str, limit: u32) -> Result<Vec<Entry>, LedgerError> {
+        ids::check(ids::ACCOUNT_ID, account)?;
         if self.storage.get_account(account).await?.is_none() {
             return Err(LedgerError::UnknownAccount(account.to_string()));
         }
@@ -231,6 +250,7 @@ impl Ledger {
 
     /// Sets how far below zero the account may go (an operator decision).
     pub async fn set_overdraft(&self, id: &str, limit: &str) -> Result<Account, LedgerError> {
+        ids::check(ids::ACCOUNT_ID, id)?;
         let row = self.storage.get_account(id).await?.ok_or_else(|| LedgerError::UnknownAccount(id.to_string()))?;
         let limit = money::currency(&row.currency)?.parse(limit)?;
         if !self.storage.set_overdraft(id, limit).await? {
@@ -249,13 +269,17 @@ impl Ledger {
         amount: &str,
         currency: &str,
         reference: &str,
+        opens: bool,
     ) -> Result<Entry, LedgerError> {
+        ids::check(ids::IDEMPOTENCY_KEY, key)?;
+        ids::check(ids::ACCOUNT_ID, account)?;
+        ids::check(ids::REFERENCE, reference)?;
         let currency = money::currency(currency)?;
         let minor = positive(currency, amount)?;
         let delta = if kind == EntryKind::Debit { -minor } else { minor };
         let hash = request_hash(&serde_json::json!([kind.as_str(), account, minor, currency.code, reference]));
         let line = PostingLine { account: account.to_string(), delta, kind, reference: reference.to_string() };
-        let mut entries = self.post(scope, key, hash, currency, vec![line], None).await?;
+        let mut entries = self.post(scope, key, hash, currency, vec![line], None, opens).await?;
         entries.pop().ok_or_else(|| LedgerError::Backend("the posting returned no entry".into()))
     }
 
@@ -267,6 +291,7 @@ impl Ledger {
         currency: Currency,
         lines: Vec<PostingLine>,
         reverses: Option<String>,
+        opens: bool,
     ) -> Result<Vec<Entry>, LedgerError> {
         let posting = Posting {
             idempotency_key: format!("{scope}:{key}"),
@@ -274,6 +299,7 @@ impl Ledger {
             currency: currency.code.to_string(),
             lines,
             reverses,
+            opens,
             at: self.clock.now_millis(),
         };
         let kind = posting.lines.first().map_or("debit", |l| l.kind.as_str());

@@ -44,7 +44,7 @@ impl LiveOps {
         }
         let slot = self.runtime.registry.slot(name).ok_or_else(|| anyhow!("instance `{name}` is not serving"))?;
         let started = std::time::Instant::now();
-        let result = self.runtime.load_instance(&plugin, trigger).await;
+        let result = self.runtime.load_instance(&plugin, trigger, self.runtime.config_generation()).await;
         let instance = match result {
             Ok(i) => i,
             Err(e) => {
@@ -63,22 +63,51 @@ impl LiveOps {
         });
         slot.swap(instance);
         self.runtime.services.metrics.swapped(name);
-        // Keep the running config in step, so `GET /plugins` and later reloads agree.
-        let mut next = (*config).clone();
-        if let Some(p) = next.plugins.iter_mut().find(|p| p.name == name) {
-            *p = plugin;
-        }
-        self.runtime.config.store(Arc::new(next));
+        self.follow_component(&config, plugin);
         tracing::info!(instance = name, trigger, load_ms, "plugin swapped");
         Ok(summary)
     }
 
-    pub fn rollback_instance(&self, name: &str) -> Result<Value> {
+    /// Returns the instance to its previous code. Only the code goes back: the component
+    /// is relinked with the config in force now (secrets as they read now, hosts,
+    /// settings, limits), so a rotated secret or a revoked host stays rotated or revoked.
+    /// If that config no longer suits the old code, the rollback is refused and the
+    /// current version keeps serving.
+    pub async fn rollback_instance(&self, name: &str) -> Result<Value> {
+        let _guard = self.reload_lock.lock().await;
         let slot = self.runtime.registry.slot(name).ok_or_else(|| anyhow!("no plugin instance `{name}`"))?;
-        let previous = slot.rollback("admin rollback").ok_or_else(|| anyhow!("instance `{name}` has no earlier version to return to"))?;
+        let previous = slot.previous().ok_or_else(|| anyhow!("instance `{name}` has no earlier version to return to"))?;
+        let config = self.runtime.config.load_full();
+        let mut plugin = config.plugin(name).cloned().ok_or_else(|| anyhow!("no plugin instance `{name}` in the running config"))?;
+        plugin.component = previous.component.path.clone();
+        let instance = match self.runtime.relink_instance(&plugin, previous.component.clone(), "admin rollback").await {
+            Ok(instance) => instance,
+            Err(e) => {
+                tracing::error!(instance = name, error = %format!("{e:#}"), "rollback refused; current version keeps serving");
+                return Err(e);
+            }
+        };
+        let summary = json!({
+            "name": name,
+            "component_hash": instance.component.hash,
+            "plugin_version": instance.info.version,
+            "config_generation": instance.config_generation,
+        });
+        slot.swap(instance);
         self.runtime.services.metrics.rolled_back(name);
+        self.follow_component(&config, plugin);
         tracing::info!(instance = name, hash = %previous.component.hash, "plugin rolled back");
-        Ok(json!({ "name": name, "component_hash": previous.component.hash, "plugin_version": previous.info.version }))
+        Ok(summary)
+    }
+
+    /// Keeps the running config in step with the component an instance now runs, so
+    /// `GET /plugins` and later reloads agree.
+    fn follow_component(&self, config: &Config, plugin: crate::config::PluginConfig) {
+        let mut next = config.clone();
+        if let Some(p) = next.plugins.iter_mut().find(|p| p.name == plugin.name) {
+            *p = plugin;
+        }
+        self.runtime.config.store(Arc::new(next));
     }
 
     /// Re-reads the config file; applies it whole or not at all. Listener, storage and
@@ -105,6 +134,17 @@ impl LiveOps {
         }
         if next.runtime.max_concurrent_requests != current.runtime.max_concurrent_requests {
             needs_restart.push("runtime.max_concurrent_requests");
+        }
+        let (a, b) = (&next.runtime, &current.runtime);
+        for (key, changed) in [
+            ("runtime.header_read_timeout_ms", a.header_read_timeout_ms != b.header_read_timeout_ms),
+            ("runtime.idle_timeout_ms", a.idle_timeout_ms != b.idle_timeout_ms),
+            ("runtime.max_connections", a.max_connections != b.max_connections),
+            ("runtime.shutdown_grace_ms", a.shutdown_grace_ms != b.shutdown_grace_ms),
+        ] {
+            if changed {
+                needs_restart.push(key);
+            }
         }
         if next.tracing != current.tracing {
             needs_restart.push("tracing");

@@ -150,6 +150,18 @@ enum BenchCommand {
         #[arg(long, default_value_t = 5)]
         seconds: u64,
     },
+    /// p50/p99 of /healthz and a template route with 0, 1 and 2 instances burning CPU.
+    Isolation {
+        #[arg(long, default_value = TEMPLATE_WASM)]
+        component: PathBuf,
+        /// The looping plugin (the faulty test plugin's `/loop`).
+        #[arg(long, default_value = OTHER_WASM)]
+        faulty: PathBuf,
+        #[arg(long, default_value_t = 8)]
+        connections: usize,
+        #[arg(long, default_value_t = 3)]
+        seconds: u64,
+    },
     /// Every benchmark above but `peer`, with its defaults (PostgreSQL too when reachable).
     All,
 }
@@ -288,11 +300,15 @@ async fn bench(what: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Peer { component, wasmtime, hello, connections, seconds } => {
             print!("{}", payhost::peer_bench::peer(&component, &wasmtime, &hello, connections, seconds).await?)
         }
+        BenchCommand::Isolation { component, faulty, connections, seconds } => {
+            println!("{}", payhost::isolation_bench::isolation(&component, &faulty, connections, seconds).await?)
+        }
         BenchCommand::All => {
             let template = PathBuf::from(TEMPLATE_WASM);
             println!("{}", bench::dispatch(&template, 20_000).await?);
             println!("{}", bench::http(&template, 32, 5).await?);
             println!("{}", bench::swap(&template, &PathBuf::from(OTHER_WASM), 16, 5).await?);
+            println!("{}", payhost::isolation_bench::isolation(&template, &PathBuf::from(OTHER_WASM), 8, 3).await?);
             std::fs::create_dir_all("data")?;
             let clients = payhost::ledger_bench::DEFAULT_CLIENTS;
             let sqlite = payhost::ledger_bench::bench_ledger("sqlite://data/bench-ledger.db", clients, std::time::Duration::from_secs(5)).await?;

@@ -2,60 +2,31 @@
 //! (provider `handle`, or a payment system's webhook) and turns plugin failures into
 //! clean JSON errors with a request id.
 
-use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
 use crate::wit::types;
 use crate::http_util::{error_response, read_body, Body};
 use crate::runtime::instance::Pre;
+use crate::net::ConnectionSettings;
 use crate::runtime::Runtime;
 
-/// Accepts connections until `shutdown` resolves; in-flight requests finish.
-pub async fn serve_public(
-    listener: TcpListener,
-    runtime: Arc<Runtime>,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
-) {
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, remote)) = accepted else { continue };
-                let _ = stream.set_nodelay(true);
-                let runtime = runtime.clone();
-                let mut shutdown = shutdown.clone();
-                // Formatted once per connection, not once per keep-alive request.
-                let remote: Arc<str> = remote.to_string().into();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| {
-                        let runtime = runtime.clone();
-                        let remote = remote.clone();
-                        async move { Ok::<_, Infallible>(handle(runtime, req, &remote).await) }
-                    });
-                    let conn = hyper::server::conn::http1::Builder::new()
-                        .keep_alive(true)
-                        .serve_connection(TokioIo::new(stream), service);
-                    tokio::pin!(conn);
-                    tokio::select! {
-                        _ = conn.as_mut() => {}
-                        _ = shutdown.changed() => {
-                            conn.as_mut().graceful_shutdown();
-                            let _ = conn.await;
-                        }
-                    }
-                });
-            }
-            _ = shutdown.changed() => break,
-        }
-    }
+/// Serves the plugins' mounts until `shutdown` turns true (see `net` for the connection
+/// limits and the bounded graceful shutdown).
+pub async fn serve_public(listener: TcpListener, runtime: Arc<Runtime>, shutdown: tokio::sync::watch::Receiver<bool>) {
+    let settings = ConnectionSettings::from_config(&runtime.config.load().runtime);
+    crate::net::serve(listener, settings, shutdown, move |req, remote| {
+        let runtime = runtime.clone();
+        async move { handle(runtime, req, &remote).await }
+    })
+    .await;
 }
 
 async fn handle(runtime: Arc<Runtime>, req: Request<Incoming>, remote: &str) -> Response<Body> {
@@ -76,11 +47,14 @@ async fn handle(runtime: Arc<Runtime>, req: Request<Incoming>, remote: &str) -> 
     let rest = rest.to_string();
     slot.count_request();
     let instance = slot.current();
-    let max_body = runtime.config.load().runtime.max_request_bytes;
+    let (max_body, body_timeout) = {
+        let config = runtime.config.load();
+        (config.runtime.max_request_bytes, Duration::from_millis(config.runtime.body_read_timeout_ms))
+    };
     let (parts, body) = req.into_parts();
-    let body = match read_body(body, max_body).await {
+    let body = match read_body(body, max_body, body_timeout).await {
         Ok(b) => b,
-        Err(msg) => return error_response(StatusCode::PAYLOAD_TOO_LARGE, &msg, &request_id),
+        Err(e) => return e.response(&request_id),
     };
     let request = types::Request {
         id: request_id.clone(),
@@ -120,7 +94,11 @@ async fn handle(runtime: Arc<Runtime>, req: Request<Incoming>, remote: &str) -> 
                 "plugin call failed"
             );
             let status = StatusCode::from_u16(failure.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            error_response(status, failure.public_message(), &request_id)
+            let mut response = error_response(status, failure.public_message(), &request_id);
+            if let Some(seconds) = failure.retry_after() {
+                response.headers_mut().insert(hyper::header::RETRY_AFTER, seconds.into());
+            }
+            response
         }
     };
     runtime.services.metrics.request(&slot.name, response.status().as_u16(), started.elapsed());

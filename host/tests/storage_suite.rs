@@ -430,6 +430,7 @@ fn posting(key: &str, account: &str, delta: i64, reference: &str) -> Posting {
             reference: reference.into(),
         }],
         reverses: None,
+        opens: false,
         at: 1_700_000_000_000,
     }
 }
@@ -985,7 +986,7 @@ async fn admin_api_over_the_ledger_and_the_jobs(db: &TestDb) {
         let (l, path) = (l.clone(), path.to_string());
         async move {
             let rest: Vec<&str> = path.split('/').collect();
-            accounts::handle(&l, &method, &rest, query, body.to_string().as_bytes()).await
+            accounts::handle(&l, &payhost::admin::in_flight::InFlightKeys::default(), &method, &rest, query, body.to_string().as_bytes()).await
         }
     };
 

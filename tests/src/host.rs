@@ -22,6 +22,7 @@ pub struct HostBuilder {
     config: String,
     runtime: Vec<String>,
     manual_clock: bool,
+    open_files: Option<u32>,
 }
 
 impl Default for HostBuilder {
@@ -32,7 +33,7 @@ impl Default for HostBuilder {
 
 impl HostBuilder {
     pub fn new() -> Self {
-        Self { storage_url: None, env: Vec::new(), config: String::new(), runtime: Vec::new(), manual_clock: true }
+        Self { storage_url: None, env: Vec::new(), config: String::new(), runtime: Vec::new(), manual_clock: true, open_files: None }
     }
 
     /// Use this PostgreSQL database instead of a fresh SQLite file.
@@ -57,6 +58,13 @@ impl HostBuilder {
     /// A `key = value` line for the `[runtime]` table.
     pub fn runtime_option(mut self, line: &str) -> Self {
         self.runtime.push(line.to_string());
+        self
+    }
+
+    /// Run the host with at most this many open files (`RLIMIT_NOFILE`, through
+    /// util-linux's `prlimit`, which execs the host so its pid is the host's).
+    pub fn open_files_limit(mut self, limit: u32) -> Self {
+        self.open_files = Some(limit);
         self
     }
 
@@ -147,7 +155,14 @@ impl TestHost {
         let ready = self.dir.path().join("ready.json");
         let _ = std::fs::remove_file(&ready);
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).expect("log file");
-        let mut cmd = Command::new(payhost_binary());
+        let mut cmd = match self.builder.open_files {
+            Some(limit) => {
+                let mut cmd = Command::new("prlimit");
+                cmd.arg(format!("--nofile={limit}:{limit}")).arg("--").arg(payhost_binary());
+                cmd
+            }
+            None => Command::new(payhost_binary()),
+        };
         cmd.arg("serve")
             .arg("--config")
             .arg(self.config_path())

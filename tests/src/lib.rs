@@ -6,6 +6,7 @@
 pub mod browser;
 pub mod build;
 pub mod host;
+pub mod postgres;
 pub mod schemathesis;
 pub mod sim;
 

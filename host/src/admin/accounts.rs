@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
+use super::in_flight::InFlightKeys;
 use super::{ok, AdminError};
+use crate::identifiers::{self as ids};
 use crate::ledger::{Account, Entry, Ledger, LedgerError, MAX_HISTORY};
 
 /// Idempotency keys of admin calls live in their own scope, apart from every plugin's.
@@ -78,14 +80,17 @@ pub struct Reversed {
 
 /// Routes `/accounts/...`; `rest` holds the path segments after `accounts`, still
 /// percent-encoded.
-pub async fn handle(ledger: &Ledger, method: &Method, rest: &[&str], query: &str, body: &[u8]) -> (StatusCode, Value) {
+pub async fn handle(ledger: &Ledger, keys: &InFlightKeys, method: &Method, rest: &[&str], query: &str, body: &[u8]) -> (StatusCode, Value) {
     let Some((raw_id, tail)) = rest.split_first() else {
         return bad(StatusCode::NOT_FOUND, "name the account: /accounts/{id}");
     };
     let id = match percent_encoding::percent_decode_str(raw_id).decode_utf8() {
-        Ok(id) if !id.is_empty() && !id.chars().any(char::is_control) => id.into_owned(),
-        _ => return bad(StatusCode::BAD_REQUEST, "the account id in the path must be UTF-8 text without control characters"),
+        Ok(id) => id.into_owned(),
+        Err(_) => return bad(StatusCode::BAD_REQUEST, "the account id in the path must be percent-encoded UTF-8"),
     };
+    if let Err(invalid) = ids::check(ids::ACCOUNT_ID, &id) {
+        return failure(invalid.into());
+    }
     let m = method;
     match tail {
         [] if m == Method::GET => match ledger.get_account(&id).await {
@@ -93,11 +98,11 @@ pub async fn handle(ledger: &Ledger, method: &Method, rest: &[&str], query: &str
             Ok(None) => failure(LedgerError::UnknownAccount(id)),
             Err(e) => failure(e),
         },
-        ["credit"] if m == Method::POST => move_money(ledger, &id, true, body).await,
-        ["debit"] if m == Method::POST => move_money(ledger, &id, false, body).await,
+        ["credit"] if m == Method::POST => move_money(ledger, keys, &id, true, body).await,
+        ["debit"] if m == Method::POST => move_money(ledger, keys, &id, false, body).await,
         ["overdraft"] if m == Method::PUT => set_overdraft(ledger, &id, body).await,
         ["transactions"] if m == Method::GET => history(ledger, &id, query).await,
-        ["transactions", tx, "reverse"] if m == Method::POST => reverse(ledger, &id, tx, body).await,
+        ["transactions", tx, "reverse"] if m == Method::POST => reverse(ledger, keys, &id, tx, body).await,
         [] | ["credit" | "debit" | "overdraft" | "transactions"] | ["transactions", _, "reverse"] => {
             bad(StatusCode::METHOD_NOT_ALLOWED, &format!("{method} is not supported here"))
         }
@@ -105,7 +110,7 @@ pub async fn handle(ledger: &Ledger, method: &Method, rest: &[&str], query: &str
     }
 }
 
-async fn move_money(ledger: &Ledger, id: &str, credit: bool, body: &[u8]) -> (StatusCode, Value) {
+async fn move_money(ledger: &Ledger, keys: &InFlightKeys, id: &str, credit: bool, body: &[u8]) -> (StatusCode, Value) {
     let req: MoveMoney = match parse(body, r#"{"amount": "300.00", "currency": "RUB", "reference": "...", "idempotency_key": "..."}"#) {
         Ok(req) => req,
         Err(answer) => return answer,
@@ -116,6 +121,9 @@ async fn move_money(ledger: &Ledger, id: &str, credit: bool, body: &[u8]) -> (St
             "idempotency_key is required: choose a unique key per money movement (e.g. a ticket number), \
              so that repeating this call does not move money twice",
         );
+    };
+    let Some(_claim) = keys.claim(&key) else {
+        return still_running(&key);
     };
     let amount = match decimal(&req.amount, "amount") {
         Ok(a) => a,
@@ -138,12 +146,27 @@ async fn move_money(ledger: &Ledger, id: &str, credit: bool, body: &[u8]) -> (St
         ledger.debit(SCOPE, &key, id, &amount, &currency, &req.reference).await
     };
     match result {
+        // The account as this entry left it, so a replay answers exactly what the first
+        // call did.
         Ok(entry) => match ledger.get_account(id).await {
-            Ok(account) => ok(&Moved { entry, account }),
+            Ok(account) => {
+                let account = account.map(|a| Account { balance: entry.balance_after.clone(), ..a });
+                ok(&Moved { entry, account })
+            }
             Err(e) => failure(e),
         },
         Err(e) => failure(e),
     }
+}
+
+/// 409 for a call whose key is held by one still running.
+fn still_running(key: &str) -> (StatusCode, Value) {
+    AdminError::new(
+        StatusCode::CONFLICT,
+        "request-in-progress",
+        &format!("a call with idempotency key `{key}` is still being carried out; repeat this one once it has answered"),
+    )
+    .answer()
 }
 
 async fn set_overdraft(ledger: &Ledger, id: &str, body: &[u8]) -> (StatusCode, Value) {
@@ -177,7 +200,7 @@ async fn history(ledger: &Ledger, id: &str, query: &str) -> (StatusCode, Value) 
     }
 }
 
-async fn reverse(ledger: &Ledger, id: &str, raw_tx: &str, body: &[u8]) -> (StatusCode, Value) {
+async fn reverse(ledger: &Ledger, keys: &InFlightKeys, id: &str, raw_tx: &str, body: &[u8]) -> (StatusCode, Value) {
     let req: Reverse = match parse(body, r#"{"reference": "...", "idempotency_key": "..."}"#) {
         Ok(req) => req,
         Err(answer) => return answer,
@@ -185,7 +208,13 @@ async fn reverse(ledger: &Ledger, id: &str, raw_tx: &str, body: &[u8]) -> (Statu
     let Some(key) = req.idempotency_key.filter(|k| !k.is_empty()) else {
         return bad(StatusCode::BAD_REQUEST, "idempotency_key is required, so that repeating this call does not reverse twice");
     };
+    let Some(_claim) = keys.claim(&key) else {
+        return still_running(&key);
+    };
     let tx = percent_encoding::percent_decode_str(raw_tx).decode_utf8_lossy().into_owned();
+    if let Err(invalid) = ids::check(ids::TRANSACTION_ID, &tx) {
+        return failure(invalid.into());
+    }
     // The path names the account so an operator cannot reverse a transaction they did
     // not look at; the reversal still puts back every line of it.
     match ledger.storage.transaction_entries(&tx).await {
@@ -225,6 +254,7 @@ pub fn failure(e: LedgerError) -> (StatusCode, Value) {
         | LedgerError::CurrencyMismatch(_)
         | LedgerError::InvalidAmount(_)
         | LedgerError::UnknownCurrency(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        LedgerError::InvalidInput(_) => StatusCode::BAD_REQUEST,
         LedgerError::Backend(_) => StatusCode::SERVICE_UNAVAILABLE,
     };
     let mut body = json!({ "error": e.to_string(), "code": e.code() });

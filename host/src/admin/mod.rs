@@ -12,28 +12,29 @@
 pub mod accounts;
 pub mod answer;
 pub mod audit;
+mod bearer;
 pub mod control;
+pub mod in_flight;
 pub mod janitor;
 pub mod jobs;
 pub mod metrics;
 pub mod openapi;
 pub mod plugins;
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use hyper::body::Incoming;
 use hyper::header::HeaderValue;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
 pub use answer::{ok, query_limit, query_param, AdminError, Answer};
 
+use in_flight::InFlightKeys;
+
 use crate::live::LiveOps;
-use crate::capabilities::signing::constant_time_eq;
+use crate::net::ConnectionSettings;
 use crate::console::{self, Console, Gate};
 use crate::http_util::{json_response, read_body, Body};
 use crate::storage::{JobAction, NewAuditEntry};
@@ -44,29 +45,17 @@ struct Admin {
     live: Arc<LiveOps>,
     token: String,
     console: Console,
+    keys: InFlightKeys,
 }
 
-pub async fn serve_admin(listener: TcpListener, live: Arc<LiveOps>, token: String, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-    let app = Arc::new(Admin { live, token, console: Console::new() });
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, remote)) = accepted else { continue };
-                let app = app.clone();
-                let remote: Arc<str> = remote.to_string().into();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| {
-                        let (app, remote) = (app.clone(), remote.clone());
-                        async move { Ok::<_, Infallible>(handle(app, req, &remote).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-            _ = shutdown.changed() => break,
-        }
-    }
+pub async fn serve_admin(listener: TcpListener, live: Arc<LiveOps>, token: String, shutdown: tokio::sync::watch::Receiver<bool>) {
+    let settings = ConnectionSettings::from_config(&live.runtime.config.load().runtime);
+    let app = Arc::new(Admin { live, token, console: Console::new(), keys: InFlightKeys::default() });
+    crate::net::serve(listener, settings, shutdown, move |req, remote| {
+        let app = app.clone();
+        async move { handle(app, req, &remote).await }
+    })
+    .await;
 }
 
 /// The client's `x-request-id` when it is short and plain, so a console can follow its
@@ -85,20 +74,16 @@ async fn handle(admin: Arc<Admin>, req: Request<Incoming>, remote: &str) -> Resp
     if let Some(rest) = console::rest_of_path(req.uri().path()).map(str::to_string) {
         let response = match admin.console.gate(req.method(), &rest, req.headers()) {
             Gate::Answer(resp) => resp,
-            Gate::SignIn => match read_body(req.into_body(), 64 << 10).await {
+            Gate::SignIn => match read_body(req.into_body(), 64 << 10, body_timeout(&admin.live)).await {
                 Ok(body) => admin.console.sign_in(&admin.token, &body),
-                Err(msg) => console::secure(json_response(StatusCode::PAYLOAD_TOO_LARGE, &json!({ "error": msg }))),
+                Err(e) => console::secure(e.response(&request_id)),
             },
             Gate::Api(path) => console::secure(answer(&admin, &path, req, remote, &request_id).await),
         };
         return with_request_id(response, &request_id);
     }
-    let authorized = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|token| constant_time_eq(token.as_bytes(), admin.token.as_bytes()));
+    let authorization = req.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let authorized = bearer::authorizes(authorization, &admin.token);
     if !authorized {
         let (status, value) = AdminError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong bearer token").answer();
         return with_request_id(json_response(status, &value), &request_id);
@@ -116,10 +101,18 @@ async fn answer(admin: &Admin, path: &str, req: Request<Incoming>, remote: &str,
     }
     let method = req.method().clone();
     let query = req.uri().query().unwrap_or("").to_string();
-    let (status, value) = match read_body(req.into_body(), 16 << 20).await {
+    let (status, value) = match read_body(req.into_body(), 16 << 20, body_timeout(app)).await {
         Ok(body) => {
             let segments: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
-            let (status, value) = route(app, &method, &segments, &query, &body).await;
+            let (status, mut value) = route(app, &admin.keys, &method, &segments, &query, &body).await;
+            if status.is_server_error() {
+                // The operator reads the cause in the log under this id; the answer
+                // carries the id to quote.
+                tracing::error!(request = %request_id, %method, path, error = %value.get("error").and_then(serde_json::Value::as_str).unwrap_or_default(), "admin call failed");
+                if let Some(fields) = value.as_object_mut() {
+                    fields.insert("request_id".into(), json!(request_id));
+                }
+            }
             if let Some((kind, target)) = audit::classify(&method, &segments) {
                 let entry = NewAuditEntry {
                     at: app.runtime.services.clock.now_millis(),
@@ -136,9 +129,13 @@ async fn answer(admin: &Admin, path: &str, req: Request<Incoming>, remote: &str,
             }
             (status, value)
         }
-        Err(msg) => AdminError::new(StatusCode::PAYLOAD_TOO_LARGE, "bad-request", &msg).answer(),
+        Err(e) => return e.response(request_id),
     };
     json_response(status, &value)
+}
+
+fn body_timeout(app: &LiveOps) -> std::time::Duration {
+    std::time::Duration::from_millis(app.runtime.config.load().runtime.body_read_timeout_ms)
 }
 
 fn with_request_id(mut response: Response<Body>, request_id: &str) -> Response<Body> {
@@ -148,14 +145,14 @@ fn with_request_id(mut response: Response<Body>, request_id: &str) -> Response<B
     response
 }
 
-async fn route(app: &LiveOps, method: &Method, segments: &[&str], query: &str, body: &[u8]) -> Answer {
+async fn route(app: &LiveOps, keys: &InFlightKeys, method: &Method, segments: &[&str], query: &str, body: &[u8]) -> Answer {
     let services = &app.runtime.services;
     match segments {
         ["health"] => (StatusCode::OK, json!({ "status": "ok" })),
         ["openapi.json"] if method == Method::GET => (StatusCode::OK, openapi::document()),
         ["plugins", ..] => plugins::handle(app, method, &segments[1..], body).await,
         ["config", "reload"] if method == Method::POST => plugins::reload_config(app, "admin config reload").await,
-        ["accounts", rest @ ..] => accounts::handle(&services.ledger, method, rest, query, body).await,
+        ["accounts", rest @ ..] => accounts::handle(&services.ledger, keys, method, rest, query, body).await,
         [kind @ ("deliveries" | "events" | "timers"), id, action @ ("retry" | "cancel")] if method == Method::POST => {
             let action = if *action == "retry" { JobAction::RetryNow } else { JobAction::Cancel };
             control::control(services, kind, id, action, body).await

@@ -23,7 +23,7 @@ pub async fn handle(app: &LiveOps, method: &Method, rest: &[&str], body: &[u8]) 
                 Err(e) => refused(StatusCode::UNPROCESSABLE_ENTITY, &e, "previous version"),
             }
         }
-        (&Method::POST, [name, "rollback"]) => match app.rollback_instance(name) {
+        (&Method::POST, [name, "rollback"]) => match app.rollback_instance(name).await {
             Ok(summary) => typed::<RolledBack>(summary),
             Err(e) => refused(StatusCode::CONFLICT, &e, "current version"),
         },
@@ -90,6 +90,9 @@ pub struct VersionView {
     pub loaded_at: i64,
     /// `startup`, `admin reload`, `admin rollback`, `watch`, …
     pub trigger: String,
+    /// The config generation the version ran with: 1 from start-up, one more per config
+    /// reload (a rollback runs the old code with the config in force).
+    pub config_generation: u64,
 }
 
 /// Body of `POST /plugins/{name}/reload` (optional).
@@ -116,6 +119,8 @@ pub struct RolledBack {
     pub name: String,
     pub component_hash: String,
     pub plugin_version: String,
+    /// The config generation the old code now runs with (the one in force).
+    pub config_generation: u64,
 }
 
 /// A config applied whole.
@@ -155,6 +160,7 @@ fn list(app: &LiveOps) -> PluginList {
                         path: r.path,
                         loaded_at: r.loaded_at,
                         trigger: r.trigger,
+                        config_generation: r.config_generation,
                     })
                     .collect(),
             }

@@ -7,9 +7,7 @@ use crate::storage::DeliveryRequest;
 
 impl Host for PluginState {
     async fn enqueue(&mut self, key: String, delivery: Delivery) -> Result<String, Error> {
-        if key.is_empty() || key.len() > 512 {
-            return Err(Error::Invalid("key must be 1..=512 bytes".into()));
-        }
+        crate::identifiers::check(crate::identifiers::DELIVERY_KEY, &key).map_err(|e| Error::Invalid(e.to_string()))?;
         let url = url::Url::parse(&delivery.url).map_err(|e| Error::Invalid(format!("url: {e}")))?;
         super::http::check_allowed(&url, &self.ctx.config.allowed_hosts).map_err(|e| match e {
             HttpError::Denied(host) => Error::Denied(host),

@@ -2,15 +2,16 @@
 
 use crate::wit::ledger::{Account, DebitLine, Entry, EntryKind, Error, Host, Shortfall};
 use super::state::PluginState;
+use crate::identifiers as ids;
 use crate::ledger::{self as core, LedgerError};
 
 impl Host for PluginState {
     async fn open_account(&mut self, id: String, currency: String) -> Result<Account, Error> {
-        self.services().ledger.open_account(&id, &currency).await.map(account).map_err(error)
+        self.services().ledger.open_account(&id, &currency).await.map(account).map_err(|e| error(e, &self.request_id))
     }
 
     async fn get_account(&mut self, id: String) -> Result<Option<Account>, Error> {
-        self.services().ledger.get_account(&id).await.map(|a| a.map(account)).map_err(error)
+        self.services().ledger.get_account(&id).await.map(|a| a.map(account)).map_err(|e| error(e, &self.request_id))
     }
 
     async fn credit(&mut self, key: String, account_id: String, amount: String, currency: String, reference: String) -> Result<Entry, Error> {
@@ -20,7 +21,7 @@ impl Host for PluginState {
             .credit(&scope, &key, &account_id, &amount, &currency, &reference)
             .await
             .map(entry)
-            .map_err(error)
+            .map_err(|e| error(e, &self.request_id))
     }
 
     async fn debit(&mut self, key: String, account_id: String, amount: String, currency: String, reference: String) -> Result<Entry, Error> {
@@ -30,7 +31,7 @@ impl Host for PluginState {
             .debit(&scope, &key, &account_id, &amount, &currency, &reference)
             .await
             .map(entry)
-            .map_err(error)
+            .map_err(|e| error(e, &self.request_id))
     }
 
     async fn debit_many(&mut self, key: String, currency: String, lines: Vec<DebitLine>) -> Result<Vec<Entry>, Error> {
@@ -44,7 +45,7 @@ impl Host for PluginState {
             .debit_many(&scope, &key, &currency, &lines)
             .await
             .map(|v| v.into_iter().map(entry).collect())
-            .map_err(error)
+            .map_err(|e| error(e, &self.request_id))
     }
 
     async fn reverse(&mut self, key: String, transaction_id: String, reference: String) -> Result<Vec<Entry>, Error> {
@@ -54,7 +55,7 @@ impl Host for PluginState {
             .reverse(&scope, &key, &transaction_id, &reference)
             .await
             .map(|v| v.into_iter().map(entry).collect())
-            .map_err(error)
+            .map_err(|e| error(e, &self.request_id))
     }
 
     async fn history(&mut self, account_id: String, limit: u32) -> Result<Vec<Entry>, Error> {
@@ -63,7 +64,7 @@ impl Host for PluginState {
             .history(&account_id, limit.min(1000))
             .await
             .map(|v| v.into_iter().map(entry).collect())
-            .map_err(error)
+            .map_err(|e| error(e, &self.request_id))
     }
 }
 
@@ -89,7 +90,11 @@ fn entry(e: core::Entry) -> Entry {
     }
 }
 
-pub(crate) fn error(e: LedgerError) -> Error {
+/// A ledger error as the WIT gives it. The 0.2 contract has no case of its own for a
+/// refused identifier, so a bad account id is an unknown account, a bad transaction id
+/// not reversible, and a bad key or reference an invalid argument (`invalid-amount`),
+/// each with the message that says what is wrong.
+pub(crate) fn error(e: LedgerError, request_id: &str) -> Error {
     match e {
         LedgerError::InsufficientFunds { account, balance, requested } => {
             Error::InsufficientFunds(Shortfall { account, balance, requested })
@@ -100,9 +105,14 @@ pub(crate) fn error(e: LedgerError) -> Error {
         LedgerError::UnknownCurrency(c) => Error::UnknownCurrency(c),
         LedgerError::IdempotencyConflict(k) => Error::IdempotencyConflict(k),
         LedgerError::NotReversible(t) => Error::NotReversible(t),
+        LedgerError::InvalidInput(invalid) => match invalid.kind {
+            ids::ACCOUNT_ID => Error::UnknownAccount(invalid.to_string()),
+            ids::TRANSACTION_ID => Error::NotReversible(invalid.to_string()),
+            _ => Error::InvalidAmount(invalid.to_string()),
+        },
         LedgerError::Backend(b) => {
-            tracing::error!(error = %b, "ledger backend failed");
-            Error::Backend(b)
+            tracing::error!(request = %request_id, error = %b, "ledger backend failed");
+            Error::Backend(format!("the ledger's storage failed (request {request_id})"))
         }
     }
 }

@@ -34,6 +34,9 @@ impl InstanceContext {
 pub struct PluginState {
     pub ctx: Arc<InstanceContext>,
     pub request_id: String,
+    /// When the running call must stop: the epoch callback yields the thread back at
+    /// every tick before it and traps at it (see `runtime::instance::new_store`).
+    pub deadline_at: std::time::Instant,
     pub wasi: WasiCtx,
     pub table: ResourceTable,
     pub limits: StoreLimits,

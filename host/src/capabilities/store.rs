@@ -13,7 +13,6 @@ use super::state::PluginState;
 use crate::storage::{KvWrite, Storage, StorageError};
 
 /// Keys and values stay small enough for one row in either backend.
-const MAX_KEY_BYTES: usize = 512;
 const MAX_VALUE_BYTES: usize = 1 << 20;
 
 /// Store writes held back until the current job commits.
@@ -122,11 +121,10 @@ async fn current(state: &mut PluginState, key: &str) -> Result<Option<Vec<u8>>, 
     storage.kv_get(&ns, key).await.map_err(backend)
 }
 
+/// The WIT's only refusal case is `too-large`; a key with control characters is refused
+/// through it too, with the message saying which.
 fn check_key(key: &str) -> Result<(), Error> {
-    if key.is_empty() || key.len() > MAX_KEY_BYTES {
-        return Err(Error::TooLarge(format!("key must be 1..={MAX_KEY_BYTES} bytes")));
-    }
-    Ok(())
+    crate::identifiers::check(crate::identifiers::STORE_KEY, key).map_err(|e| Error::TooLarge(e.to_string()))
 }
 
 fn check_value(value: &[u8]) -> Result<(), Error> {

@@ -6,9 +6,7 @@ use super::state::PluginState;
 
 impl Host for PluginState {
     async fn schedule(&mut self, name: String, at: Instant, payload: Vec<u8>) -> Result<(), Error> {
-        if name.is_empty() || name.len() > 256 {
-            return Err(Error::Invalid("timer name must be 1..=256 bytes".into()));
-        }
+        crate::identifiers::check(crate::identifiers::TIMER_NAME, &name).map_err(|e| Error::Invalid(e.to_string()))?;
         if payload.len() > 64 * 1024 {
             return Err(Error::Invalid("timer payload must be at most 64 KiB".into()));
         }
@@ -23,6 +21,7 @@ impl Host for PluginState {
     }
 
     async fn cancel(&mut self, name: String) -> Result<bool, Error> {
+        crate::identifiers::check(crate::identifiers::TIMER_NAME, &name).map_err(|e| Error::Invalid(e.to_string()))?;
         self.services()
             .storage
             .timer_cancel(self.instance(), &name)

@@ -19,7 +19,7 @@ pub struct InstanceStatus {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct InstanceCause {
     pub instance: String,
-    /// `trap`, `deadline`, `memory`, `unavailable`, `instantiate`, `plugin-error`.
+    /// `trap`, `deadline`, `memory`, `unavailable`, `busy`, `instantiate`, `plugin-error`.
     pub cause: &'static str,
 }
 

@@ -9,8 +9,7 @@ use futures::future::BoxFuture;
 use wasmtime::component::{ComponentExportIndex, TypedFunc};
 use wasmtime::Store;
 
-use super::engine::deadline_ticks;
-use super::instance::{LoadedInstance, Pre};
+use super::instance::{restart_deadline, LoadedInstance, Pre};
 use super::warm::WeakRuntime;
 use super::{HandleParams, HandleResults, Runtime, HOST_GRACE};
 use crate::call_failure::CallFailure;
@@ -56,17 +55,13 @@ impl Runtime {
     /// a clean answer hands the instance back; after a trap, a deadline, a memory error
     /// or an error result it is dropped with the call.
     async fn call_handle_warm(self: &Arc<Self>, instance: &LoadedInstance, request: Request) -> Result<Response, CallFailure> {
-        let _permit = self
-            .calls
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| CallFailure::Unavailable("too many plugin calls at once".into()))?;
+        let _permits = self.call_permits(instance)?;
         let deadline = instance.deadline();
         let call = async {
             let mut warm = match instance.warm.take() {
                 Some(mut warm) => {
                     warm.store.data_mut().request_id.clone_from(&request.id);
-                    warm.store.set_epoch_deadline(deadline_ticks(deadline));
+                    restart_deadline(&mut warm.store, deadline);
                     warm
                 }
                 None => {

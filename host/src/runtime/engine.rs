@@ -12,7 +12,8 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 use crate::config::MAX_MEMORY_MB;
 
-/// How often the epoch advances; deadlines are counted in these ticks.
+/// How often the epoch advances: a running guest yields its thread at every tick and
+/// checks its deadline.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 /// Engine sizing; `instances` bounds how many plugin calls run at once.
@@ -103,9 +104,4 @@ pub fn spawn_epoch_ticker(engine: &Engine) {
             }
         })
         .expect("spawn epoch thread");
-}
-
-/// Epoch ticks for a deadline, at least one.
-pub fn deadline_ticks(deadline: Duration) -> u64 {
-    (deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1
 }

@@ -2,16 +2,20 @@
 //! against the host's linker, with the grants from config. Every call gets a fresh
 //! `Store` from here, so no state leaks between requests, unless the operator turned on
 //! `limits.reuse` (then `handle` calls may run in a warm instance of this version).
+//!
+//! A store never holds its thread: at every epoch tick the running guest yields to the
+//! async executor, so other requests, other instances, `/healthz` and the admin API keep
+//! being served on the same workers while a plugin burns CPU; at its deadline it traps.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{ComponentExportIndex, ResourceTable};
-use wasmtime::{Engine, Store, StoreLimitsBuilder};
+use wasmtime::{Engine, Store, StoreLimitsBuilder, UpdateDeadline};
 use wasmtime_wasi::WasiCtx;
 
 use super::component::LoadedComponent;
-use super::engine::deadline_ticks;
 use super::exports::{ProcessorPre, ProviderPre};
 use super::warm::WarmPool;
 use crate::wit::types::PluginInfo;
@@ -40,6 +44,11 @@ pub struct LoadedInstance {
     pub trigger: String,
     /// Idle warm instances of this version (`limits.reuse`; empty when reuse is off).
     pub warm: WarmPool,
+    /// Calls of this version running at once (`limits.max_concurrent`), so one instance
+    /// cannot take every call slot of the host.
+    pub calls: Arc<Semaphore>,
+    /// The running config's generation this version was linked with.
+    pub config_generation: u64,
 }
 
 impl LoadedInstance {
@@ -49,6 +58,12 @@ impl LoadedInstance {
 
     pub fn deadline(&self) -> Duration {
         Duration::from_millis(self.ctx.config.limits.deadline_ms)
+    }
+
+    /// A call slot of this version, or `None` when `limits.max_concurrent` calls are
+    /// already running (the caller answers 503 with `Retry-After`).
+    pub fn call_slot(&self) -> Option<OwnedSemaphorePermit> {
+        self.calls.clone().try_acquire_owned().ok()
     }
 
     /// A fresh store for one call: minimal WASI (no env, args, files or sockets; the
@@ -72,6 +87,7 @@ pub fn new_store(
     let state = PluginState {
         ctx,
         request_id: request_id.to_string(),
+        deadline_at: Instant::now() + deadline,
         wasi,
         table: ResourceTable::new(),
         limits,
@@ -80,9 +96,23 @@ pub fn new_store(
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limits);
-    store.set_epoch_deadline(deadline_ticks(deadline));
-    store.epoch_deadline_trap();
+    // Yield at every tick until the deadline, then trap: the guest gives its worker back
+    // between ticks instead of holding it until the trap.
+    store.epoch_deadline_callback(|ctx| {
+        if Instant::now() >= ctx.data().deadline_at {
+            Ok(UpdateDeadline::Interrupt)
+        } else {
+            Ok(UpdateDeadline::Yield(1))
+        }
+    });
+    store.set_epoch_deadline(1);
     store
+}
+
+/// Starts a new call's deadline in a store that served before (a warm instance).
+pub fn restart_deadline(store: &mut Store<PluginState>, deadline: Duration) {
+    store.data_mut().deadline_at = Instant::now() + deadline;
+    store.set_epoch_deadline(1);
 }
 
 /// WASI's wall clock reads the host clock too, so `std::time::SystemTime` in a plugin

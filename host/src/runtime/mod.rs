@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use arc_swap::ArcSwap;
+use tokio::sync::OwnedSemaphorePermit;
 use futures::future::BoxFuture;
 use wasmtime::component::{ComponentExportIndex, HasSelf, Linker};
 use wasmtime::{Engine, Store};
@@ -35,7 +36,7 @@ use crate::wit::payment_system::PaymentSystem;
 use crate::wit::provider::Provider;
 use crate::wit::types::{PluginInfo, Request, Response};
 use crate::wit::{since_v0_1, Contract, WIT_PACKAGE};
-use component::WorldKind;
+use component::{LoadedComponent, WorldKind};
 use exports::{ProcessorPre, ProviderPre};
 use instance::{LoadedInstance, Pre};
 use registry::{Registry, Slot, Table};
@@ -57,6 +58,9 @@ pub struct Runtime {
     pub registry: Registry,
     pub config: ArcSwap<Config>,
     calls: Arc<tokio::sync::Semaphore>,
+    /// Bumped whenever the running config is replaced; each loaded version records the
+    /// generation it was linked with.
+    config_generation: AtomicU64,
     request_seq: AtomicU64,
     request_prefix: String,
 }
@@ -76,6 +80,7 @@ impl Runtime {
             registry: Registry::new(Table::default()),
             config: ArcSwap::from_pointee(config.clone()),
             calls: Arc::new(tokio::sync::Semaphore::new(slots_needed as usize * 2)),
+            config_generation: AtomicU64::new(0),
             request_seq: AtomicU64::new(0),
             request_prefix: format!("{:08x}", rand::random::<u32>()),
         });
@@ -101,7 +106,8 @@ impl Runtime {
             };
             let instance = match existing {
                 Some(e) if unchanged => e,
-                _ => self.load_instance(plugin, trigger).await?,
+                // Linked with the generation `commit` gives this config.
+                _ => self.load_instance(plugin, trigger, self.config_generation() + 1).await?,
             };
             prepared.push(Prepared { mount: plugin.mount.clone(), instance });
         }
@@ -128,12 +134,38 @@ impl Runtime {
             .collect();
         self.registry.replace(Table::new(slots));
         self.config.store(Arc::new(config));
+        self.config_generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The generation of the running config: 1 from start-up, one more per config reload.
+    pub fn config_generation(&self) -> u64 {
+        self.config_generation.load(Ordering::Acquire)
     }
 
     /// Compiles (or takes from cache), links and checks one instance off the request path.
-    pub async fn load_instance(self: &Arc<Self>, plugin: &PluginConfig, trigger: &str) -> Result<Arc<LoadedInstance>> {
+    /// `generation` is the config generation `plugin` comes from.
+    pub async fn load_instance(self: &Arc<Self>, plugin: &PluginConfig, trigger: &str, generation: u64) -> Result<Arc<LoadedInstance>> {
         let secrets = Secrets::resolve(&plugin.name, &plugin.secrets)?;
-        let instance = self.describe_instance(plugin, secrets, trigger).await?;
+        let component = self.compile(plugin).await?;
+        self.link_checked(plugin, secrets, component, trigger, generation).await
+    }
+
+    /// Links an already compiled component with `plugin`'s config (a rollback: the code of
+    /// an earlier version, the secrets, hosts, settings and limits in force now).
+    pub async fn relink_instance(self: &Arc<Self>, plugin: &PluginConfig, component: LoadedComponent, trigger: &str) -> Result<Arc<LoadedInstance>> {
+        let secrets = Secrets::resolve(&plugin.name, &plugin.secrets)?;
+        self.link_checked(plugin, secrets, component, trigger, self.config_generation()).await
+    }
+
+    async fn link_checked(
+        self: &Arc<Self>,
+        plugin: &PluginConfig,
+        secrets: Secrets,
+        component: LoadedComponent,
+        trigger: &str,
+        generation: u64,
+    ) -> Result<Arc<LoadedInstance>> {
+        let instance = self.link_instance(plugin, secrets, component, trigger, generation).await?;
         check_grants(plugin, &instance.info)?;
         tracing::info!(
             instance = %plugin.name,
@@ -141,6 +173,7 @@ impl Runtime {
             version = %instance.info.version,
             hash = %&instance.component.hash[..12],
             cached = instance.component.from_cache,
+            config_generation = instance.config_generation,
             trigger,
             "plugin loaded"
         );
@@ -150,14 +183,34 @@ impl Runtime {
     /// Compiles, links and describes one instance without checking its grants (for
     /// `payhost plugin check`, which reports them instead).
     pub async fn describe_instance(self: &Arc<Self>, plugin: &PluginConfig, secrets: Secrets, trigger: &str) -> Result<LoadedInstance> {
+        let component = self.compile(plugin).await?;
+        self.link_instance(plugin, secrets, component, trigger, self.config_generation()).await
+    }
+
+    /// Compiles `plugin`'s component (or takes it from the on-disk cache) off the async
+    /// workers.
+    async fn compile(&self, plugin: &PluginConfig) -> Result<LoadedComponent> {
         let name = plugin.name.clone();
         let cache_dir = self.config.load().runtime.cache_dir.clone();
         let engine = self.engine.clone();
         let path = plugin.component.clone();
-        let component = tokio::task::spawn_blocking(move || component::load(&engine, &path, &cache_dir))
+        tokio::task::spawn_blocking(move || component::load(&engine, &path, &cache_dir))
             .await
             .context("compile task failed")?
-            .with_context(|| format!("plugin `{name}`: component {}", plugin.component.display()))?;
+            .with_context(|| format!("plugin `{name}`: component {}", plugin.component.display()))
+    }
+
+    /// Pre-instantiates `component` against the host's linker with `plugin`'s grants and
+    /// asks the plugin to describe itself.
+    async fn link_instance(
+        self: &Arc<Self>,
+        plugin: &PluginConfig,
+        secrets: Secrets,
+        component: LoadedComponent,
+        trigger: &str,
+        generation: u64,
+    ) -> Result<LoadedInstance> {
+        let name = plugin.name.clone();
         let ctx = Arc::new(InstanceContext::new(plugin.clone(), secrets, self.services.clone()));
         let pre = self
             .linkers
@@ -195,6 +248,8 @@ impl Runtime {
             loaded_at,
             trigger: trigger.to_string(),
             warm: warm::WarmPool::new(plugin.limits.reuse),
+            calls: Arc::new(tokio::sync::Semaphore::new(plugin.limits.max_concurrent as usize)),
+            config_generation: generation,
         };
         let info = self
             .describe(&instance)
@@ -233,10 +288,7 @@ impl Runtime {
     where
         F: for<'a> FnOnce(&'a mut Store<PluginState>, &'a LoadedInstance) -> BoxFuture<'a, wasmtime::Result<R>>,
     {
-        let Ok(_permit) = self.calls.clone().try_acquire_owned() else {
-            self.services.metrics.call_failure(instance.name(), "unavailable");
-            return Err(CallFailure::Unavailable("too many plugin calls at once".into()));
-        };
+        let _permits = self.call_permits(instance)?;
         let mut store = instance.new_store(&self.engine, request_id, self.clone());
         let deadline = instance.deadline() + HOST_GRACE;
         let result = match tokio::time::timeout(deadline, f(&mut store, instance)).await {
@@ -248,6 +300,24 @@ impl Runtime {
             self.services.metrics.call_failure(instance.name(), failure.kind());
         }
         result
+    }
+
+    /// A slot of the instance's own limit, then one of the host's: over either the call
+    /// is refused at once (503 with `Retry-After`), never queued.
+    fn call_permits(&self, instance: &LoadedInstance) -> Result<(OwnedSemaphorePermit, OwnedSemaphorePermit), CallFailure> {
+        let Some(own) = instance.call_slot() else {
+            self.services.metrics.call_failure(instance.name(), "busy");
+            return Err(CallFailure::Busy(format!(
+                "instance `{}` is running its limit of {} calls (limits.max_concurrent)",
+                instance.name(),
+                instance.ctx.config.limits.max_concurrent
+            )));
+        };
+        let Ok(host) = self.calls.clone().try_acquire_owned() else {
+            self.services.metrics.call_failure(instance.name(), "unavailable");
+            return Err(CallFailure::Busy("the host is running its limit of plugin calls (runtime.max_concurrent_requests)".into()));
+        };
+        Ok((own, host))
     }
 
     pub fn current(&self, name: &str) -> Result<Arc<LoadedInstance>, CallFailure> {

@@ -22,6 +22,8 @@ pub struct VersionRecord {
     pub path: String,
     pub loaded_at: i64,
     pub trigger: String,
+    /// The config generation this version ran with (see `Runtime::config_generation`).
+    pub config_generation: u64,
 }
 
 pub struct Slot {
@@ -61,19 +63,11 @@ impl Slot {
         previous.warm.clear();
     }
 
-    /// Returns to the version before the current one; `None` when there is none.
-    pub fn rollback(&self, trigger: &str) -> Option<Arc<LoadedInstance>> {
-        let mut history = self.history.lock().expect("history lock");
-        if history.len() < 2 {
-            return None;
-        }
-        let previous = history[history.len() - 2].1.clone();
-        let mut record = record_of(&previous);
-        record.trigger = trigger.to_string();
-        remember(&mut history, record, previous.clone());
-        let replaced = self.current.swap(previous.clone());
-        replaced.warm.clear();
-        Some(previous)
+    /// The version before the current one: the code a rollback returns to (relinked
+    /// with the config in force, so only the code goes back). `None` when there is none.
+    pub fn previous(&self) -> Option<Arc<LoadedInstance>> {
+        let history = self.history.lock().expect("history lock");
+        history.len().checked_sub(2).map(|i| history[i].1.clone())
     }
 
     pub fn history(&self) -> Vec<VersionRecord> {
@@ -110,6 +104,7 @@ fn record_of(instance: &LoadedInstance) -> VersionRecord {
         path: instance.component.path.display().to_string(),
         loaded_at: instance.loaded_at,
         trigger: instance.trigger.clone(),
+        config_generation: instance.config_generation,
     }
 }
 

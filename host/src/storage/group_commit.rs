@@ -151,6 +151,7 @@ mod tests {
             currency: "RUB".into(),
             lines: vec![PostingLine { account: "a".into(), delta: -1, kind: EntryKind::Debit, reference: reference.into() }],
             reverses: None,
+            opens: false,
             at: 0,
         }
     }

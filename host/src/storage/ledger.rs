@@ -70,6 +70,10 @@ pub struct Posting {
     /// is not itself a reversal). The caller builds the lines from its entries; storage
     /// enforces the once-only rule.
     pub reverses: Option<String>,
+    /// Opens any account of the lines that does not exist yet, in the posting's currency
+    /// with no overdraft (an operator's top-up), inside the posting: a refused posting
+    /// opens nothing.
+    pub opens: bool,
     pub at: i64,
 }
 

@@ -105,6 +105,7 @@ mod tests {
                 })
                 .collect(),
             reverses: None,
+            opens: false,
             at: 7,
         }
     }

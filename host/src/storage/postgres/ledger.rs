@@ -141,6 +141,16 @@ async fn post_in(tx: &Transaction<'_>, posting: &Posting) -> Res<PostingOutcome>
     }
 
     let ids = touched_accounts(posting);
+    if posting.opens {
+        let open = tx
+            .prepare_cached(
+                "INSERT INTO accounts (id, currency, balance, overdraft, created_at) VALUES ($1, $2, 0, 0, $3) ON CONFLICT (id) DO NOTHING",
+            )
+            .await?;
+        for id in &ids {
+            tx.execute(&open, &[id, &posting.currency, &posting.at]).await?;
+        }
+    }
     let lock = tx.prepare_cached("SELECT * FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE").await?;
     let mut accounts = HashMap::new();
     for row in tx.query(&lock, &[&ids]).await? {

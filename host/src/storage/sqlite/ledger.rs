@@ -104,6 +104,14 @@ fn post_in(tx: &Connection, posting: &Posting) -> rusqlite::Result<PostingOutcom
         }
     }
 
+    if posting.opens {
+        let mut open = tx.prepare_cached(
+            "INSERT INTO accounts (id, currency, balance, overdraft, created_at) VALUES (?1, ?2, 0, 0, ?3) ON CONFLICT (id) DO NOTHING",
+        )?;
+        for id in touched_accounts(posting) {
+            open.execute(params![id, posting.currency, posting.at])?;
+        }
+    }
     let mut accounts = HashMap::new();
     {
         let mut stmt = tx.prepare_cached("SELECT * FROM accounts WHERE id = ?1")?;

@@ -1,0 +1,275 @@
+//! Issue "Fault containment": no plugin and no client can stall the others. A plugin
+//! that burns CPU yields its worker at every epoch tick, so `/healthz`, other instances
+//! and the admin API answer while it runs (asserted by the order in which requests
+//! finish, never by how long they took); an instance over `limits.max_concurrent` is
+//! refused with 503 and `Retry-After`; slow clients are closed by the connection
+//! timeouts; running out of file descriptors neither spins the accept loop nor stops
+//! the server for good.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use payhost_tests::{faulty_config, plugin_wasm, HostBuilder, TestHost};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A liveness bound for waits, not a timing assertion.
+const WAIT: Duration = Duration::from_secs(60);
+
+fn template_config() -> String {
+    format!(
+        "\n[[plugins]]\nname = \"template\"\ncomponent = {:?}\nmount = \"/template\"\n",
+        plugin_wasm("template").display().to_string()
+    )
+}
+
+async fn requests_of(host: &TestHost, instance: &str) -> u64 {
+    let (_, plugins) = host.admin("GET", "/plugins", None).await;
+    plugins["plugins"].as_array().into_iter().flatten().find(|p| p["name"] == instance).and_then(|p| p["requests"].as_u64()).unwrap_or(0)
+}
+
+/// Waits until `instance` has taken `n` requests (counted when a request is routed,
+/// before its plugin runs).
+async fn wait_for_requests(host: &TestHost, instance: &str, n: u64) {
+    let reached = host.wait_until(WAIT, || async { requests_of(host, instance).await >= n }).await;
+    assert!(reached, "{instance} never took {n} requests:\n{}", host.logs());
+}
+
+/// Starts `count` looping requests on `/faulty/loop`; the flag turns true when the
+/// first of them has answered.
+fn start_loops(host: &TestHost, count: usize) -> (Arc<AtomicBool>, Vec<tokio::task::JoinHandle<u16>>) {
+    let ended = Arc::new(AtomicBool::new(false));
+    let loops = (0..count)
+        .map(|_| {
+            let (client, url, ended) = (host.client().clone(), host.url("/faulty/loop"), ended.clone());
+            tokio::spawn(async move {
+                let status = client.get(url).send().await.map(|r| r.status().as_u16()).unwrap_or(0);
+                ended.store(true, Ordering::SeqCst);
+                status
+            })
+        })
+        .collect();
+    (ended, loops)
+}
+
+/// `/healthz`, the other instance and the admin API each answer while the loops run.
+async fn others_answer_before_the_loops_end(host: &TestHost, loops: usize) {
+    let (ended, handles) = start_loops(host, loops);
+    wait_for_requests(host, "faulty", loops as u64).await;
+
+    let health = host.get("/healthz").await;
+    assert_eq!(health.status().as_u16(), 200);
+    assert!(!ended.load(Ordering::SeqCst), "/healthz answered only after a loop ended");
+
+    let other = host.get("/template/").await;
+    assert_eq!(other.status().as_u16(), 200);
+    assert!(!ended.load(Ordering::SeqCst), "another instance answered only after a loop ended");
+
+    let (status, _) = host.admin("GET", "/plugins", None).await;
+    assert_eq!(status, 200);
+    assert!(!ended.load(Ordering::SeqCst), "the admin API answered only after a loop ended");
+
+    for handle in handles {
+        assert_eq!(handle.await.unwrap(), 503, "a loop must end at its deadline with 503");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_looping_plugin_does_not_stall_the_server() {
+    let host = HostBuilder::new()
+        .env("PROBE_KEY", "probe")
+        .config(&template_config())
+        .config(&faulty_config("faulty", "/faulty", "deadline_ms = 3000"))
+        .start()
+        .await;
+    others_answer_before_the_loops_end(&host, 1).await;
+    others_answer_before_the_loops_end(&host, 2).await;
+    let logs = host.logs();
+    assert!(logs.contains("deadline"), "the loops' deadlines are logged:\n{logs}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instance_over_its_concurrency_limit_is_refused_with_retry_after() {
+    let host = HostBuilder::new()
+        .env("PROBE_KEY", "probe")
+        .config(&template_config())
+        .config(&faulty_config("faulty", "/faulty", "deadline_ms = 3000\nmax_concurrent = 1"))
+        .start()
+        .await;
+    let (ended, handles) = start_loops(&host, 1);
+    wait_for_requests(&host, "faulty", 1).await;
+
+    let refused = host.get("/faulty/").await;
+    assert_eq!(refused.status().as_u16(), 503);
+    assert_eq!(refused.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
+    let body: Value = refused.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("busy"), "{body}");
+    assert!(body["request_id"].is_string(), "{body}");
+    // Other instances keep their own slots.
+    assert_eq!(host.get("/template/").await.status().as_u16(), 200);
+    assert!(!ended.load(Ordering::SeqCst), "the refusals came only after the loop");
+
+    assert_eq!(handles.into_iter().next().unwrap().await.unwrap(), 503);
+    // The slot is free again once the loop has ended.
+    assert_eq!(host.get("/faulty/").await.status().as_u16(), 200);
+}
+
+/// A client that opens a new connection per request: pooled ones may be closed by the
+/// short idle timeout these tests configure.
+fn fresh_client() -> reqwest::Client {
+    reqwest::Client::builder().pool_max_idle_per_host(0).timeout(Duration::from_secs(30)).build().unwrap()
+}
+
+async fn status_of(client: &reqwest::Client, url: String) -> u16 {
+    client.get(url).send().await.map(|r| r.status().as_u16()).unwrap_or(0)
+}
+
+/// Reads until the server closes the connection; what it sent before.
+async fn read_until_closed(stream: &mut TcpStream) -> String {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(WAIT, stream.read(&mut buf)).await {
+            Err(_) => panic!("the server kept a slow connection open: {}", String::from_utf8_lossy(&seen)),
+            Ok(Ok(0)) | Ok(Err(_)) => return String::from_utf8_lossy(&seen).into_owned(),
+            Ok(Ok(n)) => seen.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_clients_are_closed_while_others_are_served() {
+    let host = HostBuilder::new()
+        .config(&template_config())
+        .runtime_option("header_read_timeout_ms = 400")
+        .runtime_option("body_read_timeout_ms = 400")
+        .runtime_option("idle_timeout_ms = 800")
+        .start()
+        .await;
+    let addr = host.addr();
+
+    // A head that stops half-way.
+    let mut half = TcpStream::connect(addr).await.unwrap();
+    half.write_all(b"GET /healthz HTTP/1.1\r\nHost: payhost\r\n").await.unwrap();
+
+    // A head trickled a byte at a time, never finished before the timeout.
+    let trickle = tokio::spawn(async move {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let head = format!("GET /healthz HTTP/1.1\r\nHost: payhost\r\nX-Slow: {}\r\n\r\n", "a".repeat(4000));
+        for byte in head.as_bytes() {
+            if stream.write_all(&[*byte]).await.is_err() {
+                return (true, String::new());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            // A closed connection shows up as a readable end of stream.
+            let mut probe = [0u8; 1];
+            if let Ok(Ok(0)) = tokio::time::timeout(Duration::from_millis(1), stream.read(&mut probe)).await {
+                return (true, String::new());
+            }
+        }
+        (false, read_until_closed(&mut stream).await)
+    });
+
+    // A body that stalls after its first bytes.
+    let mut stalled = TcpStream::connect(addr).await.unwrap();
+    stalled
+        .write_all(b"POST /template/base64 HTTP/1.1\r\nHost: payhost\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\nabc")
+        .await
+        .unwrap();
+
+    // A keep-alive connection that goes quiet after one request.
+    let mut idle = TcpStream::connect(addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: payhost\r\n\r\n").await.unwrap();
+
+    // The server answers others while all of these hang.
+    let client = fresh_client();
+    assert_eq!(status_of(&client, host.url("/healthz")).await, 200);
+    assert_eq!(status_of(&client, host.url("/template/")).await, 200);
+
+    let half_seen = read_until_closed(&mut half).await;
+    assert!(!half_seen.contains("200 OK"), "a half-sent head was answered: {half_seen}");
+    let stalled_seen = read_until_closed(&mut stalled).await;
+    assert!(stalled_seen.starts_with("HTTP/1.1 408"), "a stalled body gets 408: {stalled_seen}");
+    assert!(stalled_seen.contains("body_read_timeout_ms"), "{stalled_seen}");
+    let idle_seen = read_until_closed(&mut idle).await;
+    assert!(idle_seen.starts_with("HTTP/1.1 200"), "the idle connection's one request was served: {idle_seen}");
+    assert_eq!(idle_seen.matches("HTTP/1.1").count(), 1, "{idle_seen}");
+    let (closed_early, trickle_seen) = tokio::time::timeout(WAIT * 4, trickle).await.expect("trickle ended").unwrap();
+    assert!(closed_early, "a trickled head was read to its end: {trickle_seen}");
+
+    assert_eq!(status_of(&client, host.url("/healthz")).await, 200);
+}
+
+/// CPU time (user + system, in clock ticks) the process has used.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("proc stat");
+    // Fields after the command name (which may hold spaces) start after the last `)`.
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+fn open_files(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn running_out_of_descriptors_backs_off_logs_and_recovers() {
+    const LIMIT: u32 = 96;
+    let host = HostBuilder::new().config(&template_config()).open_files_limit(LIMIT).start().await;
+    let pid = host.pid().expect("pid");
+    assert_eq!(host.get("/healthz").await.status().as_u16(), 200);
+
+    // More idle connections than the host has descriptors left: the kernel completes
+    // their handshakes, the host cannot accept the rest.
+    let spare = (LIMIT as usize).saturating_sub(open_files(pid));
+    let mut idle = Vec::new();
+    for _ in 0..spare + 40 {
+        idle.push(TcpStream::connect(host.addr()).await.unwrap());
+    }
+    let logged = host.wait_until(WAIT, || async { host.logs().contains("cannot accept connections") }).await;
+    assert!(logged, "descriptor exhaustion was not logged:\n{}", host.logs());
+
+    // Backing off, not spinning: over a stretch of about a second the accept loop may
+    // wake a few dozen times; a spinning loop burns the whole second.
+    let ticks_per_second = 100;
+    let before = cpu_ticks(pid);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let used = cpu_ticks(pid) - before;
+    assert!(used < ticks_per_second / 2, "the host burnt {used} ticks in 2 s while out of descriptors");
+    assert_eq!(host.logs().matches("cannot accept connections").count(), 1, "logged once per burst:\n{}", host.logs());
+
+    drop(idle);
+    let served = host
+        // A fresh connection each time: pooled ones may be among those closed.
+        .wait_until(WAIT, || async { status_of(&fresh_client(), host.url("/healthz")).await == 200 })
+        .await;
+    assert!(served, "the host did not serve again once connections closed:\n{}", host.logs());
+    let recovered = host.wait_until(WAIT, || async { host.logs().contains("accepting connections again") }).await;
+    assert!(recovered, "the recovery was not logged:\n{}", host.logs());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_beyond_the_limit_are_refused_not_queued() {
+    let host = HostBuilder::new().config(&template_config()).runtime_option("max_connections = 4").start().await;
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let mut stream = TcpStream::connect(host.addr()).await.unwrap();
+        // A served request proves the connection was taken, not left in the backlog.
+        stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: payhost\r\n\r\n").await.unwrap();
+        let mut buf = [0u8; 512];
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+        held.push(stream);
+    }
+    let mut extra = TcpStream::connect(host.addr()).await.unwrap();
+    let refusal = read_until_closed(&mut extra).await;
+    assert!(refusal.starts_with("HTTP/1.1 503") && refusal.contains("retry-after: 1"), "{refusal}");
+    assert!(host.logs().contains("refusing new connections"), "{}", host.logs());
+    drop(held);
+    let served = host
+        .wait_until(WAIT, || async { status_of(&fresh_client(), host.url("/healthz")).await == 200 })
+        .await;
+    assert!(served, "the host did not take connections again:\n{}", host.logs());
+}
