@@ -192,6 +192,22 @@ impl Browser {
         }
     }
 
+    /// Runs `script` until what it returns satisfies `done`; returns that value. `what`
+    /// names the wait in the failure message.
+    pub async fn wait_for(&self, what: &str, script: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let started = Instant::now();
+        loop {
+            let value = self.run(script).await;
+            if done(&value) {
+                return value;
+            }
+            if started.elapsed() > PATIENCE {
+                panic!("never saw {what}; the script last returned:\n{value}\npage text:\n{}", self.page_text().await);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Runs `script` in the page; its `return` value comes back as JSON.
     pub async fn run(&self, script: &str) -> Value {
         self.client().execute(script, vec![]).await.unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))

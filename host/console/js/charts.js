@@ -1,7 +1,9 @@
 // Live charts per plugin instance from GET /metrics: requests per second, p99 latency
-// and errors per second over the last few minutes, sampled every few seconds. Rates
-// and the quantile are computed between two consecutive samples, so each point says
-// what happened in that interval.
+// and errors (5xx answers) per second over the last few minutes, sampled every few
+// seconds. Rates and the quantile are computed between two consecutive samples, so
+// each point says what happened in that interval. Each chart also carries what it
+// drew as data (`data-points`, `data-total`), which is what its text alternative says
+// and what the browser tests read.
 
 import { api } from './api.js';
 import { errorBox, fill, h } from './dom.js';
@@ -18,8 +20,13 @@ export const SERIES = {
 
 const SAMPLE_MS = 2000;
 const POINTS = 90;
+const SPAN = `${(SAMPLE_MS * POINTS) / 60000} minutes`;
 
-export function startCharts(list, instances, containerOf) {
+/**
+ * Samples the metrics until `stop()`, drawing into `containerOf(name)` for every name
+ * `instances()` gives at that moment (instances come and go with config reloads).
+ */
+export function startCharts(instances, containerOf) {
   let previous = null;
   const history = new Map();
   let stopped = false;
@@ -55,22 +62,24 @@ export function startCharts(list, instances, containerOf) {
       errors: sumBy(samples, SERIES.requests, SERIES.instanceLabel, { [SERIES.statusLabel]: (v) => v === '5xx' }),
       buckets: bucketsBy(samples, SERIES.latency, SERIES.instanceLabel),
     };
-    if (previous) {
-      const secs = (now - previous.now) / 1000;
-      for (const name of instances()) {
+    for (const name of instances()) {
+      const points = history.get(name) || [];
+      if (previous) {
+        const secs = (now - previous.now) / 1000;
+        // A counter that went down belongs to a restarted host: no rate for that interval.
         const rate = (m) => Math.max(0, ((current[m].get(name) || 0) - (previous[m].get(name) || 0)) / secs);
         const p99 = current.buckets.has(name) ? quantileBetween(previous.buckets.get(name), current.buckets.get(name), 0.99) : null;
-        const points = history.get(name) || [];
         points.push({ requests: rate('requests'), errors: rate('errors'), p99: p99 === null ? null : p99 * 1000 });
         while (points.length > POINTS) points.shift();
-        history.set(name, points);
-        draw(containerOf(name), name, points);
       }
-    } else {
-      for (const name of instances()) {
-        const el = containerOf(name);
-        if (el) fill(el, h('p', { class: 'pending' }, 'Charts start with the next sample…'));
-      }
+      history.set(name, points);
+      const buckets = current.buckets.get(name);
+      const totals = {
+        requests: current.requests.get(name) || 0,
+        errors: current.errors.get(name) || 0,
+        observed: buckets && buckets.length ? buckets[buckets.length - 1][1] : 0,
+      };
+      draw(containerOf(name), name, points, totals);
     }
     previous = current;
   }
@@ -85,13 +94,16 @@ export function startCharts(list, instances, containerOf) {
   };
 }
 
-function draw(el, name, points) {
+const rateText = (v) => `${v.toFixed(1)}/s`;
+const msText = (v) => `${v.toFixed(v < 10 ? 2 : 0)} ms`;
+
+function draw(el, name, points, totals) {
   if (!el) return;
   fill(
     el,
-    chart(`${name}: requests per second`, points.map((p) => p.requests), (v) => `${v.toFixed(1)}/s`),
-    chart(`${name}: p99 latency`, points.map((p) => p.p99), (v) => `${v.toFixed(v < 10 ? 2 : 0)} ms`),
-    chart(`${name}: errors per second`, points.map((p) => p.errors), (v) => `${v.toFixed(1)}/s`, 'errors'),
+    chart({ name, series: 'requests', title: 'requests/s', values: points.map((p) => p.requests), format: rateText, total: totals.requests, totalText: `${totals.requests} requests in all` }),
+    chart({ name, series: 'p99', title: 'p99 latency', values: points.map((p) => p.p99), format: msText, total: totals.observed, totalText: `${totals.observed} timed in all` }),
+    chart({ name, series: 'errors', title: 'errors/s (5xx)', values: points.map((p) => p.errors), format: rateText, total: totals.errors, totalText: `${totals.errors} errors in all`, tone: 'errors' }),
   );
 }
 
@@ -104,7 +116,7 @@ function svg(tag, attrs) {
 }
 
 /** One small line chart; its text alternative says the latest and the highest value. */
-function chart(title, values, format, tone = '') {
+function chart({ name, series, title, values, format, total, totalText, tone = '' }) {
   const known = values.filter((v) => v !== null && Number.isFinite(v));
   const last = values.length ? values[values.length - 1] : null;
   const max = known.length ? Math.max(...known) : 0;
@@ -113,21 +125,37 @@ function chart(title, values, format, tone = '') {
   const height = 80;
   const step = width / Math.max(1, POINTS - 1);
   const offset = (POINTS - values.length) * step;
-  const pts = [];
+  // An interval without a value (no request timed) breaks the line rather than
+  // being bridged; a value alone between two gaps is a dot.
+  const runs = [[]];
   values.forEach((v, i) => {
-    if (v === null || !Number.isFinite(v)) return;
-    pts.push(`${(offset + i * step).toFixed(1)},${(height - 4 - ((height - 8) * v) / top).toFixed(1)}`);
+    if (v === null || !Number.isFinite(v)) {
+      if (runs[runs.length - 1].length) runs.push([]);
+      return;
+    }
+    runs[runs.length - 1].push([offset + i * step, height - 4 - ((height - 8) * v) / top]);
   });
-  const latest = last === null || !Number.isFinite(last) ? 'no requests' : format(last);
-  const summary = `${title}: now ${latest}, highest ${known.length ? format(max) : 'none'} over the last ${values.length} samples`;
+  let latest;
+  if (!values.length) latest = 'collecting…';
+  else if (last === null || !Number.isFinite(last)) latest = 'no requests';
+  else latest = format(last);
+  const summary = `${name}: ${title} now ${latest}, highest ${known.length ? format(max) : 'none'} over the last ${values.length} samples (up to ${SPAN}); ${totalText}`;
   const graphic = svg('svg', { viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': summary, class: `chart ${tone}`, preserveAspectRatio: 'none' });
   graphic.append(svg('line', { x1: 0, y1: height - 4, x2: width, y2: height - 4, class: 'axis' }));
-  if (pts.length) graphic.append(svg('polyline', { points: pts.join(' '), class: 'line' }));
+  for (const run of runs) {
+    if (run.length > 1) graphic.append(svg('polyline', { points: run.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(' '), class: 'line' }));
+    else if (run.length === 1) graphic.append(svg('circle', { cx: run[0][0].toFixed(1), cy: run[0][1].toFixed(1), r: 2.5, class: 'dot' }));
+  }
   return h(
     'figure',
-    { class: 'chart-box' },
-    h('figcaption', {}, h('span', { class: 'chart-title' }, title.split(': ')[1]), h('span', { class: 'chart-value' }, latest)),
+    {
+      class: 'chart-box',
+      'data-series': series,
+      'data-points': JSON.stringify(values.map((v) => (v === null || !Number.isFinite(v) ? null : Number(v.toFixed(4))))),
+      'data-total': String(total),
+    },
+    h('figcaption', {}, h('span', { class: 'chart-title' }, title), h('span', { class: 'chart-value' }, latest)),
     graphic,
-    h('p', { class: 'chart-scale' }, `max ${known.length ? format(max) : '—'}`),
+    h('p', { class: 'chart-scale' }, `max ${known.length ? format(max) : '—'} · ${totalText}`),
   );
 }

@@ -67,7 +67,8 @@ export function facts(pairs, attrs = {}) {
 
 /**
  * The admin API's error exactly as it gave it: the HTTP status, its `error` text and
- * every other field of the answer, or the raw body when it was not JSON.
+ * every other field of the answer, or the raw body when it was not JSON; then the
+ * request id the answer carried.
  */
 export function errorBox(err, context) {
   const box = h('div', { class: 'error', role: 'alert' });
@@ -83,6 +84,8 @@ export function errorBox(err, context) {
   } else if (err.message) {
     box.append(h('p', { class: 'error-message' }, err.message));
   }
+  // Not part of the answer's body: the id to find this attempt by in the audit trail.
+  if (err.requestId) box.append(h('p', { class: 'request-id' }, 'Request id ', h('code', {}, err.requestId)));
   return box;
 }
 

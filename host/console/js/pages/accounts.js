@@ -4,14 +4,14 @@
 // until a movement succeeds (or the operator asks for a new one), so sending again
 // after a lost answer cannot move the money twice.
 
-import { api, seg } from '../api.js';
+import { api, newConsoleId, seg } from '../api.js';
 import { errorBox, facts, field, fill, h, okBox, table, timeSecs } from '../dom.js';
 
 const HISTORY_LIMIT = 50;
 const AMOUNT = /^\d+(\.\d+)?$/;
 
 function newKey() {
-  return `console-${crypto.randomUUID()}`;
+  return newConsoleId();
 }
 
 export async function renderAccounts(main, args) {
@@ -85,7 +85,8 @@ function moneyForm(id, reload) {
   const review = h('button', { type: 'submit', class: 'primary' }, 'Review');
   const problem = h('div', { class: 'result', 'aria-live': 'assertive' });
   const confirmArea = h('div', {});
-  const result = h('div', { class: 'result', 'aria-live': 'polite' });
+  // Takes the focus once the confirmation panel (and its button) is gone.
+  const result = h('div', { class: 'result', 'aria-live': 'polite', tabindex: '-1' });
 
   newKeyButton.addEventListener('click', () => setKey(newKey()));
   function setKey(k) {
@@ -157,11 +158,11 @@ function moneyForm(id, reload) {
       const body = { amount: ask.amount, reference: ask.reason, idempotency_key: ask.key };
       if (ask.currency) body.currency = ask.currency;
       try {
-        const answer = await api.post(`/accounts/${seg(id)}/${ask.direction}`, body);
+        const { answer, requestId } = await api.act('POST', `/accounts/${seg(id)}/${ask.direction}`, body);
         fill(confirmArea);
         fill(result, okBox(
           h('p', {}, `${verb} of ${ask.amount} ${ask.currency} done: balance now ${answer.account.balance} ${answer.account.currency}.`),
-          facts([['Transaction', answer.entry.transaction_id], ['Idempotency key', ask.key]]),
+          facts([['Transaction', answer.entry.transaction_id], ['Idempotency key', ask.key], ['Request id', h('code', { 'data-testid': 'request-id' }, requestId)]]),
         ));
         amount.value = '';
         reason.value = '';
@@ -171,6 +172,7 @@ function moneyForm(id, reload) {
         // The key is kept: sending the same movement again after a lost answer is safe.
         fill(result, errorBox(e, `${verb} refused`));
       }
+      result.focus();
       await reload();
     });
     fill(confirmArea, panel);

@@ -13,9 +13,11 @@ export async function renderPlugins(main) {
   const title = h('h1', {}, 'Plugins');
   const configResult = h('div', { class: 'result', 'aria-live': 'polite' });
   const reloadConfig = h('button', { type: 'button', class: 'secondary' }, 'Reload config');
-  reloadConfig.addEventListener('click', () => act(reloadConfig, configResult, 'Config reload', () => api.post('/config/reload'), () => refresh()));
+  reloadConfig.addEventListener('click', () => act(reloadConfig, configResult, 'Config reload', () => api.act('POST', '/config/reload'), () => refresh()));
+  // A failed refresh is said above the cards, which stay as last seen.
+  const problem = h('div', {});
   const list = h('div', { class: 'instances' });
-  fill(main, h('div', { class: 'page-head' }, title, reloadConfig), configResult, list);
+  fill(main, h('div', { class: 'page-head' }, title, reloadConfig), configResult, problem, list);
 
   const cards = new Map();
   let stopped = false;
@@ -26,11 +28,20 @@ export async function renderPlugins(main) {
     try {
       answer = await api.get('/plugins');
     } catch (e) {
-      if (!stopped) fill(list, errorBox(e, 'Could not list the plugins'));
+      if (!stopped) fill(problem, errorBox(e, 'Could not list the plugins'));
       return;
     }
     if (stopped) return;
-    if (!answer.plugins.length) fill(list, h('p', {}, 'No plugin instance is configured.'));
+    fill(problem, answer.plugins.length ? null : h('p', {}, 'No plugin instance is configured.'));
+    const names = new Set(answer.plugins.map((p) => p.name));
+    // Instances a config reload removed go; new ones are added at the end. Cards that
+    // stay are not moved, which would take the focus from a control inside them.
+    for (const [name, card] of cards) {
+      if (!names.has(name)) {
+        card.el.remove();
+        cards.delete(name);
+      }
+    }
     for (const plugin of answer.plugins) {
       let card = cards.get(plugin.name);
       if (!card) {
@@ -43,7 +54,7 @@ export async function renderPlugins(main) {
   }
 
   await refresh();
-  const charts = startCharts(list, () => [...cards.keys()], (name) => cards.get(name)?.charts);
+  const charts = startCharts(() => [...cards.keys()], (name) => cards.get(name)?.charts);
   timer = setInterval(refresh, REFRESH_MS);
   return () => {
     stopped = true;
@@ -70,9 +81,9 @@ function instanceCard(name, refresh) {
   form.addEventListener('submit', (event) => {
     event.preventDefault();
     const body = path.value.trim() ? { path: path.value.trim() } : {};
-    act(reload, result, `Reload of ${name}`, () => api.post(`/plugins/${seg(name)}/reload`, body), refresh);
+    act(reload, result, `Reload of ${name}`, () => api.act('POST', `/plugins/${seg(name)}/reload`, body), refresh);
   });
-  rollback.addEventListener('click', () => act(rollback, result, `Rollback of ${name}`, () => api.post(`/plugins/${seg(name)}/rollback`), refresh));
+  rollback.addEventListener('click', () => act(rollback, result, `Rollback of ${name}`, () => api.act('POST', `/plugins/${seg(name)}/rollback`), refresh));
 
   const el = h(
     'section',
@@ -116,15 +127,19 @@ function instanceCard(name, refresh) {
       const key = JSON.stringify(p.history);
       if (key !== lastHistory) {
         lastHistory = key;
+        // Hosts that number their config generations say which one loaded each version.
+        const generations = p.history.some((v) => v.config_generation !== undefined);
         const rows = [...p.history].reverse().map((v, i) => [
           i === 0 ? 'serving' : '',
           timeMs(v.loaded_at),
           v.trigger,
           `${v.plugin_version}`,
           h('code', { title: v.hash }, v.hash.slice(0, 16)),
+          ...(generations ? [v.config_generation === undefined || v.config_generation === null ? '—' : String(v.config_generation)] : []),
           v.path,
         ]);
-        fill(history, table(`Version history of ${name}, newest first`, ['', 'Loaded', 'Trigger', 'Version', 'Component', 'Path'], rows, { class: 'history' }));
+        const headers = ['', 'Loaded', 'Trigger', 'Version', 'Component', ...(generations ? ['Config generation'] : []), 'Path'];
+        fill(history, table(`Version history of ${name}, newest first`, headers, rows, { class: 'history' }));
       }
     },
   };
@@ -135,8 +150,9 @@ async function act(button, result, what, call, after) {
   button.disabled = true;
   fill(result, h('p', { class: 'pending' }, `${what}: waiting for the host…`));
   try {
-    const answer = await call();
-    fill(result, okBox(h('p', {}, `${what} done.`), facts(Object.entries(answer).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)]))));
+    const { answer, requestId } = await call();
+    const pairs = Object.entries(answer).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)]);
+    fill(result, okBox(h('p', {}, `${what} done.`), facts([...pairs, ['Request id', h('code', {}, requestId)]])));
   } catch (e) {
     fill(result, errorBox(e, `${what} failed`));
   } finally {
