@@ -66,8 +66,7 @@ fn check_amounts(a: &str, b: &str) {
     for text in [a, b] {
         if let Ok(parsed) = Amount::parse(text) {
             assert_eq!(parsed.as_str(), text.trim());
-            let decimal = Decimal::from_str(parsed.as_str());
-            if let Ok(decimal) = decimal {
+            if let Some(decimal) = exact_decimal(parsed.as_str()) {
                 assert_eq!(parsed.is_zero(), decimal.is_zero(), "{text:?}");
             }
         }
@@ -76,7 +75,7 @@ fn check_amounts(a: &str, b: &str) {
 }
 
 /// `compare` is an order on plain decimals: reflexive, antisymmetric, and the same as a
-/// decimal library's wherever that one can hold both numbers.
+/// decimal library's wherever that one holds both numbers exactly.
 fn check_compare(a: &str, b: &str) {
     let ab = amount::compare(a, b);
     assert_eq!(ab.map(Ordering::reverse), amount::compare(b, a), "{a:?} vs {b:?}");
@@ -86,11 +85,15 @@ fn check_compare(a: &str, b: &str) {
     };
     assert_eq!(amount::compare(a, a), Some(Ordering::Equal));
     let ab = ab.expect("two plain decimals compare");
-    // Exact only when the library keeps every digit (it rounds past 28 of them).
-    let exact = |s: &str| Decimal::from_str(s).ok().filter(|d| d.to_string() == canonical(s));
-    if let (Some(dx), Some(dy)) = (exact(x.as_str()), exact(y.as_str())) {
+    if let (Some(dx), Some(dy)) = (exact_decimal(x.as_str()), exact_decimal(y.as_str())) {
         assert_eq!(ab, dx.cmp(&dy), "{a:?} vs {b:?}");
     }
+}
+
+/// The decimal library's value of a plain decimal, when it keeps every digit (it rounds
+/// past 28 of them, where it is no reference).
+fn exact_decimal(text: &str) -> Option<Decimal> {
+    Decimal::from_str(text).ok().filter(|d| d.to_string() == canonical(text))
 }
 
 /// A plain decimal as a decimal library prints it: no leading zeros.
