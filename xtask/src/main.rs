@@ -1,5 +1,6 @@
 //! Project tasks that need more than one cargo command: installing the wasm target,
-//! building the plugins for it, running the server, running every test, benchmarks.
+//! building the plugins for it, running the server, running every test, benchmarks,
+//! fuzzing.
 //!
 //! `cargo xtask run` and `cargo xtask test` are the two commands the README opens with;
 //! each does every install step itself, so a fresh machine needs only a Rust toolchain.
@@ -10,6 +11,7 @@ use std::process::{Command, ExitCode};
 use anyhow::{bail, Context, Result};
 
 mod contract_doc;
+mod fuzz;
 
 const WASM_TARGET: &str = "wasm32-wasip2";
 
@@ -22,15 +24,18 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("contract-doc") => contract_doc(),
+        Some("fuzz") => fuzz::by_hand(&args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
                  setup          install the {WASM_TARGET} target\n\
                  build-plugins  build every plugin component (release, size-optimised)\n\
                  run [ARGS]     set up, build, and serve config.toml (ARGS go to `payhost serve`)\n\
-                 test [ARGS]    set up, build the plugins and run every test (ARGS go to `cargo test`)\n\
+                 test [ARGS]    set up, build the plugins, run every test (ARGS go to `cargo test`), then fuzz\n\
+                                every target for 30 s\n\
                  bench [ARGS]   set up, build, and run `payhost bench` (ARGS go to it)\n\
-                 contract-doc   regenerate docs/contract.md from the WIT doc comments"
+                 contract-doc   regenerate docs/contract.md from the WIT doc comments\n\
+                 fuzz [TARGET] [SECONDS]  run the fuzz targets in fuzz/ (default: all, 30 s each)"
             );
             return ExitCode::from(2);
         }
@@ -141,7 +146,8 @@ fn test(args: &[String]) -> Result<()> {
     // The plugins are built above and `cargo test --workspace` builds the payhost binary:
     // the e2e harness must not rebuild them with another feature set.
     cmd.env("PAYHOST_TEST_PREBUILT", "1");
-    status(&mut cmd)
+    status(&mut cmd)?;
+    fuzz::all_bounded()
 }
 
 /// Debian packages the console's browser tests drive: Chromium and its WebDriver.

@@ -104,14 +104,24 @@ pub fn scalar_text(raw: &RawValue) -> Option<String> {
     (first == '-' || first.is_ascii_digit() || text == "true" || text == "false").then(|| text.to_string())
 }
 
-/// A decimal from `7.99`, `8`, `"7.99"` or `7.99e0` style text.
+/// A decimal from `7.99`, `8`, `"7.99"` or `7.99e0` style text. The decimal type rounds
+/// what it cannot hold (past 28 digits) instead of failing; a rounded amount is not the
+/// one Netflix asked for, so text with more digits than that is no amount (`None`).
 pub fn parse_amount(text: &str) -> Option<Decimal> {
     let text = text.trim();
-    if text.contains(['e', 'E']) {
-        Decimal::from_scientific(text).ok()
+    let amount = if text.contains(['e', 'E']) {
+        Decimal::from_scientific(text).ok()?
     } else {
-        Decimal::from_str(text).ok()
-    }
+        Decimal::from_str(text).ok()?
+    };
+    let mantissa = text.split(['e', 'E']).next().unwrap_or_default();
+    (significant_digits(mantissa) == significant_digits(&amount.to_string())).then_some(amount)
+}
+
+/// The digits that carry value: no sign, dot, leading or trailing zeros.
+fn significant_digits(text: &str) -> String {
+    let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+    digits.trim_start_matches('0').trim_end_matches('0').to_string()
 }
 
 #[cfg(test)]
@@ -142,6 +152,19 @@ mod tests {
         assert_eq!(parse_event(raw).unwrap().amount_text(), "0.30000000000000004");
         let raw = r#"{"Amount":1.5e1,"Currency":"USD","PartnerCustomerID":"c","NetflixTransactionID":"t"}"#;
         assert_eq!(parse_event(raw).unwrap().amount_text(), "15");
+    }
+
+    /// Found by fuzzing `parse_event`: 33 significant digits used to be charged rounded
+    /// to 28 (`0.3000...04` as `0.3`).
+    #[test]
+    fn an_amount_is_never_rounded() {
+        for amount in ["0.30000000000000000000000000000004", "\"8729535838683.8548597243507529275\"", "1.00000000000000000000000000001e0"] {
+            let raw = format!(r#"{{"Amount":{amount},"Currency":"USD","PartnerCustomerID":"c","NetflixTransactionID":"t"}}"#);
+            assert!(parse_event(&raw).unwrap_err().reason.contains("not a decimal"), "{amount}");
+        }
+        assert_eq!(parse_amount("0.3000000000000000000000000001").unwrap().to_string(), "0.3000000000000000000000000001");
+        assert_eq!(parse_amount("150e-1").unwrap().to_string(), "15.0");
+        assert_eq!(parse_amount("-0.00").unwrap().to_string(), "0.00");
     }
 
     #[test]

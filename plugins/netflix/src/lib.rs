@@ -11,21 +11,22 @@
 // Natively (unit tests) nothing is exported, so the host-facing code looks unused there.
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
-mod activation;
+// The parsers of untrusted bytes are `pub` for the fuzz targets in `fuzz/`.
+pub mod activation;
 mod auth;
-mod authtime;
+pub mod authtime;
 mod charge_loop;
 mod client;
 mod config;
 mod decision;
-mod event;
+pub mod event;
 mod poller;
 mod record;
 mod repo;
 mod routes;
-mod schedule;
+pub mod schedule;
 mod signature;
-mod wire;
+pub mod wire;
 
 use payhost_sdk::types::PluginInfo;
 use payhost_sdk::{payments, Request, Response};

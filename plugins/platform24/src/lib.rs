@@ -25,10 +25,11 @@
 // Native builds (unit tests) do not export the component, so its entry points look unused.
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code, unused_imports))]
 
+// The parsers of untrusted bytes are `pub` for the fuzz targets in `fuzz/`.
 mod admin;
-mod amount;
+pub mod amount;
 mod answer;
-mod api;
+pub mod api;
 mod balance_push;
 mod billing;
 mod callbacks;
@@ -43,9 +44,9 @@ mod renewal;
 mod rules;
 mod security;
 mod subscriptions;
-mod time;
+pub mod time;
 mod users;
-mod wire;
+pub mod wire;
 
 use answer::Failure;
 use config::Config;

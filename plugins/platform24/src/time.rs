@@ -53,11 +53,17 @@ pub fn parse(text: &str) -> Option<i64> {
             *slot = number(field)?;
         }
     }
-    if hms[0] > 23 || hms[1] > 59 || hms[2] > 60 {
+    if hms[0] > 23 || hms[1] > 59 || hms[2] > 60 || !(0..=9999).contains(&year) {
         return None;
     }
-    Some(days_from_civil(year, month, day) * 86_400 + hms[0] * 3600 + hms[1] * 60 + hms[2] - offset)
+    let seconds = days_from_civil(year, month, day) * 86_400 + hms[0] * 3600 + hms[1] * 60 + hms[2] - offset;
+    // An offset can push the instant out of years 0..=9999, which `format` cannot write.
+    (FIRST_SECOND..=LAST_SECOND).contains(&seconds).then_some(seconds)
 }
+
+/// 0000-01-01T00:00:00Z and 9999-12-31T23:59:59Z.
+const FIRST_SECOND: i64 = -62_167_219_200;
+const LAST_SECOND: i64 = 253_402_300_799;
 
 /// Seconds east of UTC of `Z`, `+03:00`, `+0300` or `+03`.
 fn zone_offset(zone: &str) -> Option<i64> {
@@ -66,6 +72,10 @@ fn zone_offset(zone: &str) -> Option<i64> {
     }
     let sign = if zone.starts_with('-') { -1 } else { 1 };
     let digits: String = zone[1..].chars().filter(|c| *c != ':').collect();
+    // Checked before slicing: a multi-byte character would put `[..2]` inside itself.
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
     let (h, m) = match digits.len() {
         2 => (number(&digits)?, 0),
         4 => (number(&digits[..2])?, number(&digits[2..])?),
@@ -91,6 +101,29 @@ mod tests {
         for bad in ["", "2025-13-01T00:00:00Z", "2025-02-30", "yesterday", "2025-01-01T25:00:00Z", "2025-01-01T00:00:00+3"] {
             assert_eq!(parse(bad), None, "{bad:?}");
         }
+    }
+
+    /// Found by the `platform24` fuzz target: a year of many digits overflowed the
+    /// seconds (a trap in a debug build, a wrong date in the plugin); an offset past
+    /// year 9999 or before year 0 gave an instant `format` cannot write.
+    #[test]
+    fn years_stay_within_what_is_written() {
+        assert_eq!(parse("9223372036854775807-01-01"), None);
+        assert_eq!(parse("10000-01-01"), None);
+        assert_eq!(parse("0000-01-01T00:00:00+01:00"), None);
+        assert_eq!(parse("9999-12-31T23:00:00-02:00"), None);
+        assert_eq!(parse("0000-01-01T00:00:00Z"), Some(FIRST_SECOND));
+        assert_eq!(parse("9999-12-31T23:59:59Z"), Some(LAST_SECOND));
+        assert_eq!(format(FIRST_SECOND), "0000-01-01T00:00:00Z");
+        assert_eq!(format(LAST_SECOND), "9999-12-31T23:59:59Z");
+    }
+
+    /// Found by the `platform24` fuzz target: a four-byte zone with a multi-byte
+    /// character used to panic (a trap in the plugin) while slicing its hours.
+    #[test]
+    fn a_zone_with_a_multibyte_character_is_refused() {
+        assert_eq!(parse("2024-12-31T21:00:00-\u{fffd}3"), None);
+        assert_eq!(parse("2024-12-31T21:00:00+0\u{e9}0"), None);
     }
 
     #[test]

@@ -34,17 +34,18 @@
 // Native builds (unit tests) do not export the component, so its entry points look unused.
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code, unused_imports))]
 
-mod amount;
+// The parsers of untrusted bytes are `pub` for the fuzz targets in `fuzz/`.
+pub mod amount;
 mod api;
 mod charge;
 mod checkout;
 mod config;
-mod events;
+pub mod events;
 mod lookup;
-mod objects;
+pub mod objects;
 mod refund;
 mod retrieve;
-mod signature;
+pub mod signature;
 mod webhook;
 
 use payhost_sdk::bindings::payment_system::exports::payhost::gateway::processor::{Guest, Webhook};

@@ -14,7 +14,13 @@ pub fn parse(text: &str) -> Result<Decimal, String> {
     if !digits(int) || !frac.is_none_or(digits) {
         return Err(format!("`{text}` is not a decimal amount"));
     }
-    Decimal::from_str(text).map_err(|_| format!("`{text}` is not a usable amount"))
+    let amount = Decimal::from_str(text).map_err(|_| format!("`{text}` is not a usable amount"))?;
+    // The decimal type rounds what it cannot hold (past 28 digits) instead of failing;
+    // a rounded amount is not the one WebTV signed, so it is refused.
+    if amount.scale() as usize != frac.map_or(0, str::len) {
+        return Err(format!("`{text}` has more digits than an amount can hold"));
+    }
+    Ok(amount)
 }
 
 /// The amount as the payment system gets it (`10.5` stays `10.5`, `10.50` stays `10.50`).
@@ -35,5 +41,15 @@ mod tests {
         for bad in ["", "-1", "+1", "1e3", "1,5", " 1", "1.", ".5", "abc", "1.2.3", "99999999999999999999999999999999"] {
             assert!(parse(bad).is_err(), "{bad:?} must be refused");
         }
+    }
+
+    /// Found by the `php` fuzz target: 31 significant digits used to come back rounded
+    /// to 28, so the order was charged an amount other than the signed one.
+    #[test]
+    fn refuses_what_it_would_round() {
+        assert!(parse("8729535838683.8548597243507529275").unwrap_err().contains("more digits"));
+        assert!(parse("0.00000000000000000000000000001").is_err());
+        assert_eq!(format(&parse("0.0000000000000000000000000001").unwrap()), "0.0000000000000000000000000001");
+        assert_eq!(format(&parse("007.50").unwrap()), "7.50");
     }
 }
