@@ -180,8 +180,8 @@ macro_rules! on_backend {
         mod $name {
             use super::*;
 
-            // Expected rule (pending in the ledger): a top-up (`credit_opening`) that is
-            // refused, or whose idempotency key conflicts, leaves no account behind.
+            // Among the rules: a top-up (`credit_opening`) that is refused, or whose
+            // idempotency key conflicts, leaves no account behind.
             #[test]
             fn sequential_calls_match_the_model() {
                 sequential($backend);
@@ -192,7 +192,7 @@ macro_rules! on_backend {
                 concurrent($backend);
             }
 
-            // Expected rule (pending in the ledger): as in the sequential property.
+            // The top-up rule of the sequential property, pinned.
             #[test]
             fn a_top_up_under_a_used_key_opens_no_account() {
                 pinned($backend, super::a_top_up_under_a_used_key_opens_no_account);

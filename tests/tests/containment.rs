@@ -273,3 +273,20 @@ async fn connections_beyond_the_limit_are_refused_not_queued() {
         .await;
     assert!(served, "the host did not take connections again:\n{}", host.logs());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_waits_for_requests_only_as_long_as_its_grace() {
+    let mut host = HostBuilder::new()
+        .env("PROBE_KEY", "probe")
+        .config(&faulty_config("faulty", "/faulty", "deadline_ms = 60000"))
+        .runtime_option("shutdown_grace_ms = 300")
+        .start()
+        .await;
+    let (_, loops) = start_loops(&host, 1);
+    wait_for_requests(&host, "faulty", 1).await;
+    // SIGTERM, waiting for the process to exit: it must not wait out the loop's deadline.
+    host.stop().await;
+    let status = loops.into_iter().next().unwrap().await.unwrap();
+    assert_ne!(status, 503, "the loop ran to its deadline instead of being cut at the grace");
+    assert!(host.logs().contains("closing connections still busy after the shutdown grace"), "{}", host.logs());
+}

@@ -54,6 +54,18 @@ async fn without_an_otlp_section_nothing_is_exported_and_the_default_header_is_x
     let resp = host.get(&format!("/tpl/fetch?url={}/echo", counterpart.base_url())).await;
     let request_id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
     assert_eq!(counterpart.requests()[0].header("x-request-id"), Some(request_id.as_str()));
+
+    // A durable delivery is sent later by the job worker, still under the id of the
+    // request that enqueued it.
+    let resp = host.post(&format!("/tpl/deliver?url={}/later&key=d1", counterpart.base_url()), "text/plain", "x").await;
+    assert_eq!(resp.status().as_u16(), 202);
+    let enqueued_by = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+    let sent = host
+        .wait_until(std::time::Duration::from_secs(30), || async { counterpart.requests().iter().any(|r| r.path == "/later") })
+        .await;
+    assert!(sent, "the delivery was not sent:\n{}", host.logs());
+    let delivery = counterpart.requests().into_iter().find(|r| r.path == "/later").unwrap();
+    assert_eq!(delivery.header("x-request-id"), Some(enqueued_by.as_str()), "the delivery carries its enqueuing request's id");
     host.stop().await;
     assert!(!host.logs().contains("exporting spans over OTLP"), "no exporter without [tracing.otlp]");
 }

@@ -108,6 +108,9 @@ pub enum Refusal {
     UnknownCurrency(String),
     IdempotencyConflict,
     NotReversible,
+    /// An account id (or key, or reference) the host refuses before storage: the model's
+    /// only such id is the empty one.
+    InvalidInput,
 }
 
 impl Refusal {
@@ -123,7 +126,8 @@ impl Refusal {
             (Refusal::CurrencyMismatch, LedgerError::CurrencyMismatch(_))
             | (Refusal::InvalidAmount, LedgerError::InvalidAmount(_))
             | (Refusal::IdempotencyConflict, LedgerError::IdempotencyConflict(_))
-            | (Refusal::NotReversible, LedgerError::NotReversible(_)) => true,
+            | (Refusal::NotReversible, LedgerError::NotReversible(_))
+            | (Refusal::InvalidInput, LedgerError::InvalidInput(_)) => true,
             _ => false,
         }
     }
@@ -198,10 +202,10 @@ impl Model {
 
     /// Opens the account if it does not exist; an existing one must have this currency.
     pub fn open(&mut self, id: &str, currency: &str) -> Result<ModelAccount, Refusal> {
-        let (code, _) = canonical_currency(currency).ok_or_else(|| Refusal::UnknownCurrency(currency.to_string()))?;
         if id.is_empty() {
-            return Err(Refusal::UnknownAccount(None));
+            return Err(Refusal::InvalidInput);
         }
+        let (code, _) = canonical_currency(currency).ok_or_else(|| Refusal::UnknownCurrency(currency.to_string()))?;
         let account = self
             .accounts
             .entry(id.to_string())
@@ -214,6 +218,9 @@ impl Model {
 
     /// `limit` is spelled in the account's currency; zero is a limit, signs are not.
     pub fn set_overdraft(&mut self, id: &str, limit: &Amount) -> Result<ModelAccount, Refusal> {
+        if id.is_empty() {
+            return Err(Refusal::InvalidInput);
+        }
         let account = self.accounts.get_mut(id).ok_or_else(|| Refusal::UnknownAccount(Some(id.to_string())))?;
         account.overdraft = limit.minor.ok_or(Refusal::InvalidAmount)?;
         Ok(account.clone())
@@ -250,6 +257,10 @@ impl Model {
         match body {
             Body::Credit { account, amount, currency, reference, .. } | Body::Debit { account, amount, currency, reference } => {
                 let debit = matches!(body, Body::Debit { .. });
+                // Identifiers are checked first, before the currency and the amount.
+                if account.is_empty() {
+                    return Err(Refusal::InvalidInput);
+                }
                 let code = known(currency)?;
                 let minor = positive(amount)?;
                 let (kind, delta) = if debit { (EntryKind::Debit, -minor) } else { (EntryKind::Credit, minor) };
@@ -263,7 +274,6 @@ impl Model {
                 };
                 if matches!(body, Body::Credit { opening: true, .. }) {
                     match self.accounts.get(account) {
-                        _ if account.is_empty() => prepared.opening_refusal = Some(Refusal::UnknownAccount(None)),
                         Some(existing) if existing.currency != code => prepared.opening_refusal = Some(Refusal::CurrencyMismatch),
                         Some(_) => {}
                         None => prepared.opens = Some(account.clone()),
@@ -275,6 +285,9 @@ impl Model {
                 let code = known(currency)?;
                 if lines.is_empty() {
                     return Err(Refusal::InvalidAmount);
+                }
+                if lines.iter().any(|line| line.account.is_empty()) {
+                    return Err(Refusal::InvalidInput);
                 }
                 let mut canonical = Vec::with_capacity(lines.len());
                 let mut posting = Vec::with_capacity(lines.len());

@@ -91,6 +91,11 @@ impl BatchPoster for BatchWriter {
 /// rolls the savepoint back on a refusal, which also releases a claimed idempotency key.
 async fn post_in(tx: &Transaction<'_>, posting: &Posting) -> Res<PostingOutcome> {
     if let Some(target) = &posting.reverses {
+        // The key first, as on SQLite: a used key answers its replay or conflict before
+        // anything is said about the target (both backends refuse the same way).
+        if let Some(earlier) = earlier_with_key(tx, posting).await? {
+            return Ok(earlier);
+        }
         // Transactions never change once written, so this check needs no lock; the
         // unique `reverses` column settles two concurrent reversals below.
         let found = tx.query_opt("SELECT reverses FROM ledger_transactions WHERE id = $1", &[target]).await?;
@@ -119,18 +124,8 @@ async fn post_in(tx: &Transaction<'_>, posting: &Posting) -> Res<PostingOutcome>
         )
         .await?;
     if claimed.is_none() {
-        let earlier = tx
-            .query_opt("SELECT id, request_hash FROM ledger_transactions WHERE idempotency_key = $1", &[&posting.idempotency_key])
-            .await?;
-        let outcome = match earlier {
-            Some(row) => {
-                let (id, hash): (String, String) = (row.try_get(0)?, row.try_get(1)?);
-                if hash != posting.request_hash {
-                    Err(PostingRefusal::IdempotencyConflict(posting.idempotency_key.clone()))
-                } else {
-                    Ok(entries_of(tx, &id).await?)
-                }
-            }
+        let outcome = match earlier_with_key(tx, posting).await? {
+            Some(earlier) => earlier,
             // The key is free, so the conflict was on `reverses`.
             None => Err(PostingRefusal::NotReversible(format!(
                 "transaction {} was already reversed",
@@ -181,6 +176,20 @@ async fn post_in(tx: &Transaction<'_>, posting: &Posting) -> Res<PostingOutcome>
         tx.execute(&update, &[id, balance]).await?;
     }
     Ok(Ok(plan.entries))
+}
+
+/// What an earlier posting under the same key answers this one: its entries (a replay)
+/// or a conflict (other arguments); `None` when the key is unused.
+async fn earlier_with_key(tx: &Transaction<'_>, posting: &Posting) -> Res<Option<PostingOutcome>> {
+    let earlier = tx
+        .query_opt("SELECT id, request_hash FROM ledger_transactions WHERE idempotency_key = $1", &[&posting.idempotency_key])
+        .await?;
+    let Some(row) = earlier else { return Ok(None) };
+    let (id, hash): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+    if hash != posting.request_hash {
+        return Ok(Some(Err(PostingRefusal::IdempotencyConflict(posting.idempotency_key.clone()))));
+    }
+    Ok(Some(Ok(entries_of(tx, &id).await?)))
 }
 
 #[async_trait]
