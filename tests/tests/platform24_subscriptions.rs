@@ -302,6 +302,19 @@ async fn an_addon_without_a_base_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_addon_alone_goes_through_where_the_setting_allows_it() {
+    let b = start("addons_without_base = true").await;
+    b.fund("u-alone", "500.00").await;
+    assert_eq!(b.buy("u-alone", &[base(10)]).await, json!({ "status": 1 }));
+    assert_eq!(b.balance("u-alone").await, "400.00");
+    assert_eq!(b.entries("u-alone", "debit").await.len(), 1);
+    assert_eq!(b.sim.api().count(Call::Connect), 1, "the add-on was connected on the platform");
+    // A base bought after the add-on goes through as usual.
+    assert_eq!(b.buy("u-alone", &[base(1)]).await, json!({ "status": 1 }));
+    assert_eq!(b.balance("u-alone").await, "100.00");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn delete_subscription_stops_renewal() {
     let mut b = start("").await;
     b.fund("u-del", "1000.00").await;
