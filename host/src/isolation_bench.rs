@@ -92,7 +92,10 @@ async fn measure(addr: std::net::SocketAddr, path: &str, connections: usize, dur
 }
 
 pub async fn isolation(template: &Path, faulty: &Path, connections: usize, seconds: u64) -> Result<String> {
-    let scratch = Scratch::new(template, faulty)?;
+    // The scratch config lives in a temporary folder: its component paths must not be
+    // relative to where the command was started.
+    let absolute = |p: &Path| std::fs::canonicalize(p).with_context(|| format!("component {}", p.display()));
+    let scratch = Scratch::new(&absolute(template)?, &absolute(faulty)?)?;
     let running = crate::app::start(&scratch.config).await?;
     let addr = running.bound.listen;
     let duration = Duration::from_secs(seconds);
