@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use crate::clock::HostClock;
 use crate::identifiers::{self as ids, InvalidIdentifier};
 use crate::money::{self, Currency, MoneyError};
-use crate::storage::{AccountRow, EntryKind, EntryRow, Minor, Posting, PostingLine, PostingRefusal, Storage, StorageError};
+use crate::storage::{AccountRow, EntryKind, EntryRow, Minor, Posting, PostingLine, PostingOutcome, PostingRefusal, Storage, StorageError};
 
 /// Most entries one `history` call returns.
 pub const MAX_HISTORY: u32 = 1000;
@@ -57,6 +57,25 @@ pub struct DebitLine {
     pub amount: String,
     pub reference: String,
 }
+
+/// Which way a posting of `post_batch` moves money.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchKind {
+    Credit,
+    Debit,
+}
+
+/// One independent posting of `post_batch`, with its own idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchPosting {
+    pub key: String,
+    pub kind: BatchKind,
+    pub currency: String,
+    pub lines: Vec<DebitLine>,
+}
+
+/// Most postings one `post_batch` call takes: what one group commit carries.
+pub const MAX_BATCH: usize = crate::storage::group_commit::MAX_BATCH;
 
 /// Mirrors the WIT `ledger.error` variant case for case.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -216,6 +235,55 @@ impl Ledger {
         self.post(scope, key, hash, currency, posting_lines, None, false).await
     }
 
+    /// Independent postings in one durable commit, each checked and applied as its own
+    /// call would be: a refused posting writes nothing and the others still apply. One
+    /// result per posting, in order; a storage failure of the commit fails every posting
+    /// that reached it (none of them was written).
+    pub async fn post_batch(&self, scope: &str, postings: &[BatchPosting]) -> Vec<Result<Vec<Entry>, LedgerError>> {
+        if postings.len() > MAX_BATCH {
+            let refusal = LedgerError::InvalidAmount(format!("a batch takes at most {MAX_BATCH} postings, not {}", postings.len()));
+            return postings.iter().map(|_| Err(refusal.clone())).collect();
+        }
+        let at = self.clock.now_millis();
+        let mut results: Vec<Option<Result<Vec<Entry>, LedgerError>>> = postings.iter().map(|_| None).collect();
+        let mut planned = Vec::with_capacity(postings.len());
+        let mut accepted = Vec::with_capacity(postings.len());
+        for (index, batch_posting) in postings.iter().enumerate() {
+            match batch_plan(scope, batch_posting, at) {
+                Ok((posting, currency)) => {
+                    planned.push((index, currency));
+                    accepted.push(posting);
+                }
+                Err(e) => results[index] = Some(Err(e)),
+            }
+        }
+        if !accepted.is_empty() {
+            let outcomes = match self.storage.post_batch(&accepted).await {
+                Ok(outcomes) if outcomes.len() == accepted.len() => Ok(outcomes),
+                Ok(outcomes) => Err(LedgerError::Backend(format!(
+                    "the ledger batch returned {} outcomes for {} postings",
+                    outcomes.len(),
+                    accepted.len()
+                ))),
+                Err(e) => Err(LedgerError::from(e)),
+            };
+            match outcomes {
+                Ok(outcomes) => {
+                    for (((index, currency), posting), outcome) in planned.into_iter().zip(&accepted).zip(outcomes) {
+                        let key = &postings[index].key;
+                        results[index] = Some(self.outcome(posting, currency, key, outcome));
+                    }
+                }
+                Err(e) => {
+                    for (index, _) in planned {
+                        results[index] = Some(Err(e.clone()));
+                    }
+                }
+            }
+        }
+        results.into_iter().map(|r| r.expect("every posting of the batch has a result")).collect()
+    }
+
     /// Puts back every line of an earlier transaction.
     pub async fn reverse(&self, scope: &str, key: &str, transaction_id: &str, reference: &str) -> Result<Vec<Entry>, LedgerError> {
         ids::check(ids::IDEMPOTENCY_KEY, key)?;
@@ -302,8 +370,14 @@ impl Ledger {
             opens,
             at: self.clock.now_millis(),
         };
+        let outcome = self.storage.post(&posting).await?;
+        self.outcome(&posting, currency, key, outcome)
+    }
+
+    /// A posting's answer from storage as the caller gets it, counted.
+    fn outcome(&self, posting: &Posting, currency: Currency, key: &str, outcome: PostingOutcome) -> Result<Vec<Entry>, LedgerError> {
         let kind = posting.lines.first().map_or("debit", |l| l.kind.as_str());
-        match self.storage.post(&posting).await? {
+        match outcome {
             Ok(rows) => {
                 self.metrics.posted(kind);
                 Ok(rows.iter().map(entry).collect())
@@ -315,6 +389,48 @@ impl Ledger {
             }
         }
     }
+}
+
+/// The storage posting of one batch posting, with the checks and the request hash its
+/// own call would have: one line hashes as `credit` or `debit`, several debit lines as
+/// `debit-many`, so a key first used by one of those replays (or conflicts) here.
+fn batch_plan(scope: &str, batch: &BatchPosting, at: i64) -> Result<(Posting, Currency), LedgerError> {
+    ids::check(ids::IDEMPOTENCY_KEY, &batch.key)?;
+    for line in &batch.lines {
+        ids::check(ids::ACCOUNT_ID, &line.account)?;
+        ids::check(ids::REFERENCE, &line.reference)?;
+    }
+    let currency = money::currency(&batch.currency)?;
+    if batch.lines.is_empty() {
+        return Err(LedgerError::InvalidAmount("a batch posting needs at least one line".into()));
+    }
+    let kind = match batch.kind {
+        BatchKind::Credit => EntryKind::Credit,
+        BatchKind::Debit => EntryKind::Debit,
+    };
+    let mut lines = Vec::with_capacity(batch.lines.len());
+    let mut canonical = Vec::with_capacity(batch.lines.len());
+    for line in &batch.lines {
+        let minor = positive(currency, &line.amount)?;
+        canonical.push(serde_json::json!([line.account, minor, line.reference]));
+        let delta = if kind == EntryKind::Debit { -minor } else { minor };
+        lines.push(PostingLine { account: line.account.clone(), delta, kind, reference: line.reference.clone() });
+    }
+    let hash = match (&lines[..], batch.kind) {
+        ([line], _) => request_hash(&serde_json::json!([kind.as_str(), line.account, line.delta.abs(), currency.code, line.reference])),
+        (_, BatchKind::Debit) => request_hash(&serde_json::json!(["debit-many", currency.code, canonical])),
+        (_, BatchKind::Credit) => request_hash(&serde_json::json!(["credit-many", currency.code, canonical])),
+    };
+    let posting = Posting {
+        idempotency_key: format!("{scope}:{}", batch.key),
+        request_hash: hash,
+        currency: currency.code.to_string(),
+        lines,
+        reverses: None,
+        opens: false,
+        at,
+    };
+    Ok((posting, currency))
 }
 
 fn refused(refusal: PostingRefusal, currency: Currency, key: &str) -> LedgerError {

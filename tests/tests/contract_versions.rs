@@ -1,7 +1,8 @@
 //! Contract evolution: components built against the frozen `payhost:gateway@0.1.0` (a
 //! provider and a payment system) serve beside 0.2 plugins on one host, every import and
 //! export adapted onto the current implementation; 0.2's secret query parameters reach
-//! the counterpart and nothing else.
+//! the counterpart and nothing else. A component built against an older patch of 0.2
+//! (`0.2.0`, before the batch calls) loads unchanged on the current 0.2 linker.
 
 use std::time::Duration;
 
@@ -14,7 +15,26 @@ const LEGACY_KEY: &str = "legacy-secret-key-1";
 /// Characters that must be percent-encoded in a query.
 const API_TOKEN: &str = "tok en&=/secret+42";
 
-async fn start(sim: &SimServer, down_host: &str) -> TestHost {
+/// The template component as a plugin built against `payhost:gateway@0.2.0` would be:
+/// every `payhost:gateway/...@0.2.1` name it imports and exports turned into `@0.2.0`.
+/// It uses none of 0.2.1's additions, so this is exactly what the 0.2.0 sdk built.
+fn template_built_against_0_2_0(dir: &std::path::Path) -> std::path::PathBuf {
+    let bytes = std::fs::read(plugin_wasm("template")).unwrap();
+    let (from, to) = (format!("@{}", payhost_wit::VERSION), "@0.2.0");
+    assert_eq!(from, "@0.2.1", "wit/ moved on: point this at the patch before the current one");
+    let mut patched = bytes.clone();
+    for i in 0..patched.len().saturating_sub(from.len()) {
+        if patched[i..].starts_with(from.as_bytes()) {
+            patched[i..i + from.len()].copy_from_slice(to.as_bytes());
+        }
+    }
+    assert_ne!(bytes, patched);
+    let path = dir.join("template-0_2_0.wasm");
+    std::fs::write(&path, patched).unwrap();
+    path
+}
+
+async fn start(sim: &SimServer, down_host: &str, older_patch: &std::path::Path) -> TestHost {
     let config = format!(
         r#"
 [[plugins]]
@@ -40,10 +60,16 @@ mount = "/template"
 allowed_hosts = [{sim:?}, {down_host:?}]
 [plugins.secrets]
 api_token = {{ env = "API_TOKEN" }}
+
+[[plugins]]
+name = "template020"
+component = {older_patch:?}
+mount = "/template020"
 "#,
         legacy = plugin_wasm("legacy-v0-1").display().to_string(),
         legacy_pay = plugin_wasm("legacy-pay-v0-1").display().to_string(),
         template = plugin_wasm("template").display().to_string(),
+        older_patch = older_patch.display().to_string(),
         sim = sim.host_port(),
     );
     HostBuilder::new()
@@ -76,7 +102,9 @@ async fn a_0_1_component_serves_beside_0_2_plugins() {
     let down = SimServer::start(|_| SimResponse::empty(200)).await;
     let down_host = down.host_port();
     drop(down);
-    let mut host = start(&sim, &down_host).await;
+    let dir = tempfile::tempdir().unwrap();
+    let older_patch = template_built_against_0_2_0(dir.path());
+    let mut host = start(&sim, &down_host, &older_patch).await;
 
     let (_, plugins) = host.admin("GET", "/plugins", None).await;
     let version = |name: &str| {
@@ -84,7 +112,15 @@ async fn a_0_1_component_serves_beside_0_2_plugins() {
     };
     assert_eq!(version("legacy"), "0.1.0");
     assert_eq!(version("legacypay"), "0.1.0");
-    assert_eq!(version("template"), "0.2.0");
+    assert_eq!(version("template"), payhost_wit::VERSION);
+    assert_eq!(version("template020"), "0.2.0");
+
+    // The 0.2.0 component's imports resolve to the 0.2.1 definitions (a store round
+    // trip) and its exports are found under their 0.2.0 names (`handle`).
+    let put = host.client().put(host.url("/template020/store/k")).body("from 0.2.0").send().await.unwrap();
+    assert_eq!(put.status().as_u16(), 200);
+    let got = host.get("/template020/store/k").await;
+    assert_eq!((got.status().as_u16(), got.text().await.unwrap()), (200, "from 0.2.0".to_string()));
 
     // describe (an adapted export) and settings.
     let (status, body) = json(host.get("/legacy/").await).await;

@@ -29,6 +29,11 @@ fn partner_key_base64() -> String {
 
 impl Rig {
     async fn start() -> Rig {
+        Rig::start_with(&plugin_wasm("netflix"), 2).await
+    }
+
+    /// The rig with another build of the plugin and results sent `send_batch_size` a call.
+    async fn start_with(component: &std::path::Path, send_batch_size: usize) -> Rig {
         let sim = NetflixSim::start(PARTNER_KEY, CREDENTIAL, OFFSET).await;
         let config = format!(
             r#"
@@ -55,9 +60,9 @@ poll_max_seconds = 3600
 poll_default_seconds = 60
 error_backoff_seconds = 30
 error_backoff_max_seconds = 300
-send_batch_size = 2
+send_batch_size = {send_batch_size}
 "#,
-            component = plugin_wasm("netflix").display().to_string(),
+            component = component.display().to_string(),
             host_port = sim.host_port(),
             base_url = sim.base_url(),
         );
@@ -508,4 +513,38 @@ async fn the_netflix_fake_refuses_bad_signatures_and_stale_time() {
     assert_eq!(send("20261122T100012+0000", PARTNER_KEY).await.unwrap().status(), 401, "wrong offset");
     assert_eq!(send("20261122T173012+0530", PARTNER_KEY).await.unwrap().status(), 401, "two hours off");
     assert_eq!(sim.violations().len(), 3);
+}
+
+/// Not a check but a measurement (ignored by default): how many charge events one charge
+/// run decides, debits and answers per second, from the clock move that starts the run to
+/// the last result Netflix accepted. Every event is a funded debit.
+///
+/// `PAYHOST_TEST_PREBUILT=1 cargo test --test netflix -- --ignored --nocapture charge_run_throughput`
+/// (`PAYHOST_BENCH_EVENTS`, default 500; `PAYHOST_BENCH_NETFLIX_WASM` to measure another
+/// build of the plugin, e.g. one from before the batch calls).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore]
+async fn charge_run_throughput() {
+    let events: usize = std::env::var("PAYHOST_BENCH_EVENTS").ok().and_then(|n| n.parse().ok()).unwrap_or(500);
+    let component = std::env::var_os("PAYHOST_BENCH_NETFLIX_WASM").map(std::path::PathBuf::from).unwrap_or_else(|| plugin_wasm("netflix"));
+    let mut rig = Rig::start_with(&component, 100).await;
+    rig.start_loop().await;
+    for i in 0..events {
+        rig.fund(&format!("bench-{i}"), "100.00").await;
+        rig.sim.push_event(NetflixSim::charge_event(&format!("bench-tx-{i}"), &format!("bench-{i}"), "15.49", "USD"));
+    }
+    let started = std::time::Instant::now();
+    let state = rig.poll().await;
+    let elapsed = started.elapsed();
+    assert_eq!(state["last_events"], events, "{state}");
+    assert_eq!(state["last_results_sent"], events, "{state}");
+    assert!(rig.sim.unresolved().is_empty(), "unresolved: {:?}", rig.sim.unresolved());
+    assert_eq!(rig.balance("bench-0").await, "84.51");
+    rig.assert_clean();
+    println!(
+        "netflix charge run: {events} events in {:.3} s = {:.0} events/s ({})",
+        elapsed.as_secs_f64(),
+        events as f64 / elapsed.as_secs_f64(),
+        component.display()
+    );
 }

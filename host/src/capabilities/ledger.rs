@@ -1,6 +1,6 @@
 //! `ledger`: the operator's subscriber ledger, with idempotency keys scoped by instance.
 
-use crate::wit::ledger::{Account, DebitLine, Entry, EntryKind, Error, Host, Shortfall};
+use crate::wit::ledger::{Account, BatchPosting, DebitLine, Entry, EntryKind, Error, Host, PostingKind, Shortfall};
 use super::state::PluginState;
 use crate::identifiers as ids;
 use crate::ledger::{self as core, LedgerError};
@@ -46,6 +46,27 @@ impl Host for PluginState {
             .await
             .map(|v| v.into_iter().map(entry).collect())
             .map_err(|e| error(e, &self.request_id))
+    }
+
+    async fn post_batch(&mut self, postings: Vec<BatchPosting>) -> Vec<Result<Vec<Entry>, Error>> {
+        let scope = self.ctx.name.clone();
+        let postings: Vec<core::BatchPosting> = postings
+            .into_iter()
+            .map(|p| core::BatchPosting {
+                key: p.idempotency_key,
+                kind: match p.kind {
+                    PostingKind::Credit => core::BatchKind::Credit,
+                    PostingKind::Debit => core::BatchKind::Debit,
+                },
+                currency: p.currency,
+                lines: p.lines.into_iter().map(|l| core::DebitLine { account: l.account, amount: l.amount, reference: l.reference }).collect(),
+            })
+            .collect();
+        let results = self.services().ledger.post_batch(&scope, &postings).await;
+        results
+            .into_iter()
+            .map(|r| r.map(|v| v.into_iter().map(entry).collect()).map_err(|e| error(e, &self.request_id)))
+            .collect()
     }
 
     async fn reverse(&mut self, key: String, transaction_id: String, reference: String) -> Result<Vec<Entry>, Error> {

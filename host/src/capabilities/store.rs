@@ -15,6 +15,9 @@ use crate::storage::{KvWrite, Storage, StorageError};
 /// Keys and values stay small enough for one row in either backend.
 const MAX_VALUE_BYTES: usize = 1 << 20;
 
+/// Most writes one `set-many` takes.
+const MAX_BATCH_WRITES: usize = 512;
+
 /// Store writes held back until the current job commits.
 #[derive(Debug, Default)]
 pub struct KvBuffer {
@@ -84,6 +87,30 @@ impl Host for PluginState {
             .kv_cas(self.instance(), &key, expected.as_deref(), &new)
             .await
             .map_err(backend)
+    }
+
+    async fn set_many(&mut self, writes: Vec<(String, Option<Vec<u8>>)>) -> Result<(), Error> {
+        if writes.len() > MAX_BATCH_WRITES {
+            return Err(Error::TooLarge(format!("set-many takes at most {MAX_BATCH_WRITES} writes, not {}", writes.len())));
+        }
+        // Every pair is checked before anything is written, so a refusal writes nothing.
+        for (key, value) in &writes {
+            check_key(key)?;
+            if let Some(value) = value {
+                check_value(value)?;
+            }
+        }
+        if let Some(buffer) = self.kv_buffer.as_mut() {
+            for (key, value) in writes {
+                buffer.view.insert(key.clone(), value.clone());
+                buffer.writes.push(match value {
+                    Some(value) => KvWrite::Put { key, value },
+                    None => KvWrite::Delete { key },
+                });
+            }
+            return Ok(());
+        }
+        self.services().storage.kv_set_many(self.instance(), &writes).await.map_err(backend)
     }
 
     async fn list_keys(&mut self, prefix: String, start_after: Option<String>, limit: u32) -> Result<Vec<String>, Error> {

@@ -22,5 +22,8 @@ pub trait KeyValueStore: Send + Sync {
     async fn kv_delete(&self, ns: &str, key: &str) -> StorageResult<bool>;
     /// Writes only when the current value equals `expected` (`None`: absent).
     async fn kv_cas(&self, ns: &str, key: &str, expected: Option<&[u8]>, new: &[u8]) -> StorageResult<bool>;
+    /// Writes every pair (`None`: deletes the key) in one transaction: all or none.
+    /// Pairs apply in order, so a key written twice keeps its last value.
+    async fn kv_set_many(&self, ns: &str, writes: &[(String, Option<Vec<u8>>)]) -> StorageResult<()>;
     async fn kv_list(&self, ns: &str, prefix: &str, start_after: Option<&str>, limit: u32) -> StorageResult<Vec<String>>;
 }

@@ -5,6 +5,11 @@
 //! the same result), the ledger debit's idempotency key is the NetflixTransactionID (so a
 //! replayed event cannot move money twice), and a stored result always wins over deciding
 //! again (so an event served again gets the same answer).
+//!
+//! Bulk work shares commits: the debits of one ReadCharge answer go to the ledger as one
+//! `post-batch` (each with its own key and result), and Netflix's answer to a SendCharge
+//! call is stored with one `set-many`. New records are still created one by one with
+//! compare-and-swap, so a concurrent poll can never overwrite a stored result.
 
 use crate::client::Netflix;
 use crate::config::Config;
@@ -36,6 +41,9 @@ impl Outcome {
 
 type Batch = Vec<(RecordId, ChargeRecord)>;
 
+/// Most postings one ledger batch takes (the host's limit).
+const MAX_POSTINGS: usize = 512;
+
 pub fn run(config: &Config) -> Outcome {
     let netflix = Netflix::new(config);
     let mut outcome = Outcome::default();
@@ -59,17 +67,34 @@ pub fn run(config: &Config) -> Outcome {
         }
     };
     outcome.events = u32::try_from(events.len()).unwrap_or(u32::MAX);
-    let mut batch: Batch = Vec::new();
+    let mut slots: Vec<(RecordId, Slot)> = Vec::new();
     for raw in &events {
-        match resolve(config, raw) {
-            Ok(Some((id, record))) => {
-                if !batch.iter().any(|(known, _)| *known == id) {
-                    batch.push((id, record));
+        match resolve(raw) {
+            Ok(Some((id, slot))) => {
+                if !slots.iter().any(|(known, _)| *known == id) {
+                    slots.push((id, slot));
                 }
             }
             Ok(None) => {}
             Err(e) => outcome.fail(e),
         }
+    }
+    let mut batch: Batch = Vec::with_capacity(slots.len());
+    for (id, decided) in decide_all(config, slots) {
+        match decided {
+            Ok(Decision::Stored(record)) => batch.push((id, record)),
+            Ok(Decision::New(record)) => match repo::create(&id, &record) {
+                Ok(stored) => batch.push((id, stored)),
+                Err(e) => outcome.fail(e),
+            },
+            Err(e) => outcome.fail(e),
+        }
+    }
+    // Results are sent only once they are tracked: an untracked one is not resent after
+    // a crash until Netflix serves its event again.
+    if let Err(e) = repo::track_many(&batch) {
+        outcome.fail(e);
+        return outcome;
     }
     if let Err(e) = send(config, &netflix, &batch, &mut outcome) {
         outcome.fail(format!("SendCharge failed: {e}"));
@@ -94,9 +119,15 @@ fn flush_pending(config: &Config, netflix: &Netflix, outcome: &mut Outcome) -> R
     send(config, netflix, &batch, outcome)
 }
 
-/// The result for one raw event: the stored one, or a new decision (stored first).
+/// One event of a ReadCharge answer: its stored result, or what deciding it needs.
+enum Slot {
+    Stored(ChargeRecord),
+    New(Result<ChargeEvent, BadEvent>),
+}
+
+/// Finds the stored result of one raw event, or leaves it to be decided.
 /// `None` when the event must get no result now (its result was rejected by Netflix).
-fn resolve(config: &Config, raw: &str) -> Result<Option<(RecordId, ChargeRecord)>, String> {
+fn resolve(raw: &str) -> Result<Option<(RecordId, Slot)>, String> {
     let parsed = parse_event(raw);
     let id = match &parsed {
         Ok(event) => RecordId::for_transaction(&event.netflix_transaction_id),
@@ -112,22 +143,76 @@ fn resolve(config: &Config, raw: &str) -> Result<Option<(RecordId, ChargeRecord)
                 );
                 Ok(None)
             }
-            Delivery::Pending | Delivery::Sent => {
-                repo::track(&id, &existing)?;
-                Ok(Some((id, existing)))
-            }
+            Delivery::Pending | Delivery::Sent => Ok(Some((id, Slot::Stored(existing)))),
         };
     }
-    let record = match parsed {
-        Ok(event) => decide(config, &event)?,
-        Err(bad) => bad_request(&id, &bad)?,
-    };
-    let stored = repo::insert(&id, &record)?;
-    Ok(Some((id, stored)))
+    Ok(Some((id, Slot::New(parsed))))
 }
 
-/// Decides (and charges) a new event.
-fn decide(config: &Config, event: &ChargeEvent) -> Result<ChargeRecord, String> {
+/// The result of every slot, in order: stored ones as they are, new events decided, with
+/// all their debits in one ledger batch (a commit per batch instead of per event). Each
+/// debit keeps its own idempotency key, so a replayed event still moves money once.
+fn decide_all(config: &Config, slots: Vec<(RecordId, Slot)>) -> Vec<(RecordId, Result<Decision, String>)> {
+    let mut decided: Vec<(RecordId, Result<Decision, String>)> = Vec::with_capacity(slots.len());
+    // (index in `decided`, account) of each record waiting for its debit.
+    let mut waiting: Vec<(usize, String)> = Vec::new();
+    let mut postings: Vec<ledger::BatchPosting> = Vec::new();
+    for (id, slot) in slots {
+        let result = match slot {
+            Slot::Stored(record) => Ok(Decision::Stored(record)),
+            Slot::New(Err(bad)) => bad_request(&id, &bad).map(Decision::New),
+            Slot::New(Ok(event)) => match decide(config, &event) {
+                Ok(Decided::Final(record)) => Ok(Decision::New(record)),
+                Ok(Decided::Debit(record, account)) => {
+                    waiting.push((decided.len(), account.clone()));
+                    postings.push(ledger::BatchPosting {
+                        idempotency_key: debit_key(&event.netflix_transaction_id),
+                        kind: ledger::PostingKind::Debit,
+                        currency: event.currency.clone(),
+                        lines: vec![ledger::DebitLine { account, amount: event.amount_text(), reference: event.ledger_reference() }],
+                    });
+                    Ok(Decision::New(record))
+                }
+                Err(e) => Err(e),
+            },
+        };
+        decided.push((id, result));
+    }
+    let mut answers = Vec::with_capacity(postings.len());
+    for chunk in postings.chunks(MAX_POSTINGS) {
+        answers.extend(ledger::post_batch(chunk));
+    }
+    let mut answers = answers.into_iter();
+    for (index, account) in waiting {
+        let answer = answers.next();
+        let (_, result) = &mut decided[index];
+        let Ok(Decision::New(record)) = result else { continue };
+        *result = match answer {
+            Some(answer) => after_debit(record.clone(), account, answer).map(Decision::New),
+            // Never decide a charge without its debit's answer: Netflix serves it again.
+            None => Err("the ledger batch answered fewer postings than it was given".into()),
+        };
+    }
+    decided
+}
+
+/// The result an event gets in this run.
+enum Decision {
+    /// Decided before: sent again as it is.
+    Stored(ChargeRecord),
+    /// Decided now: stored (unless a concurrent poll stored one first) before it is sent.
+    New(ChargeRecord),
+}
+
+/// What deciding a new event comes to before its debit.
+enum Decided {
+    Final(ChargeRecord),
+    /// Approved once this account is debited.
+    Debit(ChargeRecord, String),
+}
+
+/// Decides a new event; a charge waits for its debit.
+fn decide(config: &Config, event: &ChargeEvent) -> Result<Decided, String> {
     let cancelled = repo::cancellation(&event.partner_customer_id)?.is_some();
     let mut record = new_record(event);
     match plan(event, cancelled) {
@@ -141,33 +226,32 @@ fn decide(config: &Config, event: &ChargeEvent) -> Result<ChargeRecord, String> 
             record.charge_status = ChargeStatus::Approved;
             record.partner_reference_id = generated_reference(&event.netflix_transaction_id)?;
         }
-        Plan::Debit => {
-            let account = config.account_for(&event.partner_customer_id);
-            let debit = ledger::debit(
-                &debit_key(&event.netflix_transaction_id),
-                &account,
-                &event.amount_text(),
-                &event.currency,
-                &event.ledger_reference(),
-            );
-            match debit {
-                Ok(entry) => {
-                    record.charge_status = ChargeStatus::Approved;
-                    record.partner_reference_id = entry.transaction_id.clone();
-                    record.ledger_transaction_id = Some(entry.transaction_id);
-                    record.account = Some(account);
-                }
-                Err(error) => match after_debit_error(&error) {
-                    DebitFailure::Result { status, reason, detail } => {
-                        record.charge_status = status;
-                        record.decline_reason = reason;
-                        record.detail = Some(detail);
-                        record.partner_reference_id = generated_reference(&event.netflix_transaction_id)?;
-                    }
-                    DebitFailure::Retry(message) => return Err(message),
-                },
-            }
+        Plan::Debit => return Ok(Decided::Debit(record, config.account_for(&event.partner_customer_id))),
+    }
+    Ok(Decided::Final(record))
+}
+
+/// The record of a charge once its debit answered.
+fn after_debit(mut record: ChargeRecord, account: String, debit: Result<Vec<ledger::Entry>, ledger::Error>) -> Result<ChargeRecord, String> {
+    let debit = debit.and_then(|entries| {
+        entries.into_iter().next().ok_or_else(|| ledger::Error::Backend("the debit returned no entry".into()))
+    });
+    match debit {
+        Ok(entry) => {
+            record.charge_status = ChargeStatus::Approved;
+            record.partner_reference_id = entry.transaction_id.clone();
+            record.ledger_transaction_id = Some(entry.transaction_id);
+            record.account = Some(account);
         }
+        Err(error) => match after_debit_error(&error) {
+            DebitFailure::Result { status, reason, detail } => {
+                record.charge_status = status;
+                record.decline_reason = reason;
+                record.detail = Some(detail);
+                record.partner_reference_id = generated_reference(&record.netflix_transaction_id)?;
+            }
+            DebitFailure::Retry(message) => return Err(message),
+        },
     }
     Ok(record)
 }
@@ -235,6 +319,7 @@ fn send(config: &Config, netflix: &Netflix, batch: &[(RecordId, ChargeRecord)], 
                 payhost_sdk::warn("netflix rejected a reference we did not send", &[("partner_reference_id", reference)]);
             }
         }
+        let mut answered = Vec::with_capacity(chunk.len());
         for (id, record) in chunk {
             let mut record = record.clone();
             if rejected.contains(&record.partner_reference_id) {
@@ -247,15 +332,19 @@ fn send(config: &Config, netflix: &Netflix, batch: &[(RecordId, ChargeRecord)], 
                 );
                 record.delivery = Delivery::Rejected;
                 record.rejected_at = Some(now);
-                repo::save(id, &record)?;
-                if record.needs_reversal() {
-                    reverse(id, record)?;
-                }
             } else {
                 record.delivery = Delivery::Sent;
                 record.sent_at = Some(now);
                 record.times_sent = record.times_sent.saturating_add(1);
-                repo::save(id, &record)?;
+            }
+            answered.push((id.clone(), record));
+        }
+        // One store commit for the chunk; a rejected debit is put back after its record
+        // says so, and stays pending until it is (a crash here finishes it next run).
+        repo::save_many(&answered)?;
+        for (id, record) in answered {
+            if record.delivery == Delivery::Rejected && record.needs_reversal() {
+                reverse(&id, record)?;
             }
         }
         outcome.results_sent = outcome.results_sent.saturating_add(u32::try_from(chunk.len()).unwrap_or(u32::MAX));

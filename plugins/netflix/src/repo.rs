@@ -63,6 +63,8 @@ fn cancelled_key(customer: &str) -> String {
 }
 
 const LOOP_KEY: &str = "loop";
+/// Most writes one `store.set-many` takes (the host's limit).
+const MAX_WRITES: usize = 512;
 const PAGE: u32 = 500;
 
 pub fn load(id: &RecordId) -> Result<Option<ChargeRecord>, String> {
@@ -73,21 +75,26 @@ pub fn load(id: &RecordId) -> Result<Option<ChargeRecord>, String> {
 }
 
 /// Stores a new record unless one exists; returns the record that is stored afterwards
-/// (ours, or the one a concurrent poll stored first), and marks it pending and indexed.
-pub fn insert(id: &RecordId, record: &ChargeRecord) -> Result<ChargeRecord, String> {
-    let stored = records::create_or_load(&HostStore, &charge_key(id), record)?;
-    track(id, &stored)?;
-    Ok(stored)
+/// (ours, or the one a concurrent poll stored first). `track_many` then marks it.
+pub fn create(id: &RecordId, record: &ChargeRecord) -> Result<ChargeRecord, String> {
+    records::create_or_load(&HostStore, &charge_key(id), record)
 }
 
-/// Makes sure a record that still needs work is in the pending set and the index.
-pub fn track(id: &RecordId, record: &ChargeRecord) -> Result<(), String> {
-    if !record.partner_customer_id.is_empty() {
-        let index = format!("{}{}", customer_prefix(&record.partner_customer_id), id.0);
-        store::set(&index, b"").map_err(store_error)?;
+/// Makes sure records that still need work are in the pending set and the index, in one
+/// store transaction. A record created but not yet tracked (a crash in between) is
+/// tracked when Netflix serves its event again.
+pub fn track_many(tracked: &[(RecordId, ChargeRecord)]) -> Result<(), String> {
+    let mut writes: Vec<(String, Option<Vec<u8>>)> = Vec::with_capacity(tracked.len() * 2);
+    for (id, record) in tracked {
+        if !record.partner_customer_id.is_empty() {
+            writes.push((format!("{}{}", customer_prefix(&record.partner_customer_id), id.0), Some(Vec::new())));
+        }
+        if record.delivery == crate::record::Delivery::Pending || record.needs_reversal() {
+            writes.push((pending_key(id), Some(Vec::new())));
+        }
     }
-    if record.delivery == crate::record::Delivery::Pending || record.needs_reversal() {
-        store::set(&pending_key(id), b"").map_err(store_error)?;
+    for chunk in writes.chunks(MAX_WRITES) {
+        store::set_many(chunk).map_err(store_error)?;
     }
     Ok(())
 }
@@ -100,6 +107,20 @@ pub fn save(id: &RecordId, record: &ChargeRecord) -> Result<(), String> {
         store::set(&pending_key(id), b"").map_err(store_error)?;
     } else {
         store::delete(&pending_key(id)).map_err(store_error)?;
+    }
+    Ok(())
+}
+
+/// `save` for many records in one store transaction (all or none).
+pub fn save_many(records: &[(RecordId, ChargeRecord)]) -> Result<(), String> {
+    let mut writes: Vec<(String, Option<Vec<u8>>)> = Vec::with_capacity(records.len() * 2);
+    for (id, record) in records {
+        writes.push((charge_key(id), Some(record.to_bytes())));
+        let pending = record.delivery == crate::record::Delivery::Pending || record.needs_reversal();
+        writes.push((pending_key(id), pending.then(Vec::new)));
+    }
+    for chunk in writes.chunks(MAX_WRITES) {
+        store::set_many(chunk).map_err(store_error)?;
     }
     Ok(())
 }

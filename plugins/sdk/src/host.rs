@@ -11,7 +11,7 @@ use crate::bindings::payhost::gateway::{
 
 pub use clock::Instant;
 pub use deliveries::Delivery;
-pub use ledger::{Account, DebitLine, Entry};
+pub use ledger::{Account, BatchPosting, DebitLine, Entry, PostingKind};
 pub use payments::{ChargeRequest, Checkout, CheckoutRequest, PaymentEvent, RefundResult};
 pub use signing::{DigestAlgorithm, HmacAlgorithm, Part};
 
@@ -35,6 +35,8 @@ pub trait Host {
     fn store_delete(&self, key: &str) -> Result<bool, store::Error>;
     fn store_compare_and_swap(&self, key: &str, expected: Option<&[u8]>, new: &[u8]) -> Result<bool, store::Error>;
     fn store_list_keys(&self, prefix: &str, start_after: Option<&str>, limit: u32) -> Result<Vec<String>, store::Error>;
+    /// Every write (`None`: delete) in one transaction, all or none (since 0.2.1).
+    fn store_set_many(&self, writes: &[(String, Option<Vec<u8>>)]) -> Result<(), store::Error>;
 
     // outbound http
     fn send(&self, request: &http::Request) -> Result<http::Response, http::Error>;
@@ -46,6 +48,8 @@ pub trait Host {
     fn debit(&self, idempotency_key: &str, account: &str, amount: &str, currency: &str, reference: &str) -> Result<Entry, ledger::Error>;
     fn debit_many(&self, idempotency_key: &str, currency: &str, lines: &[DebitLine]) -> Result<Vec<Entry>, ledger::Error>;
     fn reverse(&self, idempotency_key: &str, transaction_id: &str, reference: &str) -> Result<Vec<Entry>, ledger::Error>;
+    /// Independent postings in one durable commit, one result each (since 0.2.1).
+    fn post_batch(&self, postings: &[BatchPosting]) -> Vec<Result<Vec<Entry>, ledger::Error>>;
     fn history(&self, account: &str, limit: u32) -> Result<Vec<Entry>, ledger::Error>;
 
     // timers, deliveries
@@ -106,6 +110,9 @@ impl Host for WasmHost {
     fn store_list_keys(&self, prefix: &str, start_after: Option<&str>, limit: u32) -> Result<Vec<String>, store::Error> {
         store::list_keys(prefix, start_after, limit)
     }
+    fn store_set_many(&self, writes: &[(String, Option<Vec<u8>>)]) -> Result<(), store::Error> {
+        store::set_many(writes)
+    }
 
     fn send(&self, request: &http::Request) -> Result<http::Response, http::Error> {
         http::send(request)
@@ -128,6 +135,9 @@ impl Host for WasmHost {
     }
     fn reverse(&self, idempotency_key: &str, transaction_id: &str, reference: &str) -> Result<Vec<Entry>, ledger::Error> {
         ledger::reverse(idempotency_key, transaction_id, reference)
+    }
+    fn post_batch(&self, postings: &[BatchPosting]) -> Vec<Result<Vec<Entry>, ledger::Error>> {
+        ledger::post_batch(postings)
     }
     fn history(&self, account: &str, limit: u32) -> Result<Vec<Entry>, ledger::Error> {
         ledger::history(account, limit)

@@ -58,6 +58,28 @@ impl KeyValueStore for PostgresStorage {
         Ok(run.await?)
     }
 
+    async fn kv_set_many(&self, ns: &str, writes: &[(String, Option<Vec<u8>>)]) -> StorageResult<()> {
+        let mut client = self.client().await?;
+        let run = async {
+            let tx = client.transaction().await?;
+            for (key, value) in writes {
+                match value {
+                    Some(value) => {
+                        tx.execute(
+                            "INSERT INTO kv (ns, key, value) VALUES ($1, $2, $3) ON CONFLICT (ns, key) DO UPDATE SET value = EXCLUDED.value",
+                            &[&ns, key, value],
+                        )
+                        .await?
+                    }
+                    None => tx.execute("DELETE FROM kv WHERE ns = $1 AND key = $2", &[&ns, key]).await?,
+                };
+            }
+            tx.commit().await?;
+            Res::Ok(())
+        };
+        Ok(run.await?)
+    }
+
     async fn kv_list(&self, ns: &str, prefix: &str, start_after: Option<&str>, limit: u32) -> StorageResult<Vec<String>> {
         let client = self.client().await?;
         let run = async {

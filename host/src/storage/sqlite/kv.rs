@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension};
 
-use super::{SqliteStorage};
+use super::{immediate, SqliteStorage};
 use crate::storage::{KeyValueStore, StorageResult};
 
 #[async_trait]
@@ -46,6 +46,23 @@ impl KeyValueStore for SqliteStorage {
                     .execute(params![ns, key, new, old])?,
             };
             Ok(written > 0)
+        })
+        .await
+    }
+
+    async fn kv_set_many(&self, ns: &str, writes: &[(String, Option<Vec<u8>>)]) -> StorageResult<()> {
+        let (ns, writes) = (ns.to_string(), writes.to_vec());
+        self.run(move |c| {
+            let tx = immediate(c)?;
+            for (key, value) in &writes {
+                match value {
+                    Some(value) => tx
+                        .prepare_cached("INSERT INTO kv (ns, key, value) VALUES (?1, ?2, ?3) ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value")?
+                        .execute(params![ns, key, value])?,
+                    None => tx.prepare_cached("DELETE FROM kv WHERE ns = ?1 AND key = ?2")?.execute(params![ns, key])?,
+                };
+            }
+            tx.commit()
         })
         .await
     }

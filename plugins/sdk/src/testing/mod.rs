@@ -25,8 +25,8 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use crate::host::{
-    Account, ChargeRequest, Checkout, CheckoutRequest, DebitLine, Delivery, DigestAlgorithm, Entry, HmacAlgorithm, Host,
-    Instant, Part, PaymentEvent, RefundResult,
+    Account, BatchPosting, ChargeRequest, Checkout, CheckoutRequest, DebitLine, Delivery, DigestAlgorithm, Entry, HmacAlgorithm, Host,
+    Instant, Part, PaymentEvent, PostingKind, RefundResult,
 };
 use crate::ledger::EntryKind;
 use crate::{deliveries, log, outbound as http, payments, store, timers};
@@ -337,6 +337,18 @@ impl<P: PaymentSystems> Host for FakeHost<P> {
             .collect())
     }
 
+    fn store_set_many(&self, writes: &[(String, Option<Vec<u8>>)]) -> Result<(), store::Error> {
+        self.store_up()?;
+        let mut state = self.state.borrow_mut();
+        for (key, value) in writes {
+            match value {
+                Some(value) => state.store.insert(key.clone(), value.clone()),
+                None => state.store.remove(key),
+            };
+        }
+        Ok(())
+    }
+
     fn send(&self, request: &http::Request) -> Result<http::Response, http::Error> {
         let mut url = request.url.clone();
         for (i, (name, template)) in request.secret_query.iter().enumerate() {
@@ -383,6 +395,23 @@ impl<P: PaymentSystems> Host for FakeHost<P> {
     fn reverse(&self, key: &str, transaction_id: &str, reference: &str) -> Result<Vec<Entry>, crate::ledger::Error> {
         let request = format!("reverse {transaction_id} {reference}");
         self.ledger_call(key, request, |l, now| l.reverse(now, transaction_id, reference))
+    }
+    fn post_batch(&self, postings: &[BatchPosting]) -> Vec<Result<Vec<Entry>, crate::ledger::Error>> {
+        // Each posting is the call it stands for (one line: `credit` or `debit`; several
+        // debit lines: `debit-many`), so keys replay across the two the way the host's do.
+        postings
+            .iter()
+            .map(|p| match (&p.lines[..], p.kind) {
+                ([line], PostingKind::Credit) => self.credit(&p.idempotency_key, &line.account, &line.amount, &p.currency, &line.reference).map(|e| vec![e]),
+                ([line], PostingKind::Debit) => self.debit(&p.idempotency_key, &line.account, &line.amount, &p.currency, &line.reference).map(|e| vec![e]),
+                ([], _) => Err(crate::ledger::Error::InvalidAmount("a batch posting needs at least one line".into())),
+                (lines, PostingKind::Debit) => self.debit_many(&p.idempotency_key, &p.currency, lines),
+                (lines, PostingKind::Credit) => {
+                    let request = format!("credit-many {} {:?}", p.currency, lines.iter().map(|l| (&l.account, &l.amount, &l.reference)).collect::<Vec<_>>());
+                    self.ledger_call(&p.idempotency_key, request, |l, now| l.post(now, EntryKind::Credit, lines, &p.currency))
+                }
+            })
+            .collect()
     }
     fn history(&self, account: &str, limit: u32) -> Result<Vec<Entry>, crate::ledger::Error> {
         let state = self.state.borrow();

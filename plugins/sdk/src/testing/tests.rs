@@ -98,3 +98,29 @@ fn the_store_compares_and_swaps_and_can_be_down() {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[test]
+fn a_ledger_batch_answers_each_posting_and_keys_replay_across_calls() {
+    let host = FakeHost::new();
+    host.fund("alice", "RUB", "10.00");
+    let single = host.debit("k1", "alice", "1.00", "RUB", "r").unwrap();
+    let line = |amount: &str| DebitLine { account: "alice".into(), amount: amount.into(), reference: "r".into() };
+    let posting = |key: &str, kind, amount: &str| BatchPosting { idempotency_key: key.into(), kind, currency: "RUB".into(), lines: vec![line(amount)] };
+    let results = host.post_batch(&[
+        posting("k1", PostingKind::Debit, "1.00"),
+        posting("k2", PostingKind::Debit, "50.00"),
+        posting("k3", PostingKind::Credit, "2.00"),
+    ]);
+    assert_eq!(results[0].as_ref().unwrap()[0].transaction_id, single.transaction_id, "a replay of the plain debit");
+    assert!(matches!(&results[1], Err(crate::ledger::Error::InsufficientFunds(_))));
+    assert_eq!(results[2].as_ref().unwrap()[0].balance_after, "11.00");
+    assert_eq!(host.balance("alice").as_deref(), Some("11.00"));
+}
+
+#[test]
+fn a_store_batch_writes_and_deletes_in_order() {
+    let host = FakeHost::new();
+    host.store_set("old", b"1").unwrap();
+    host.store_set_many(&[("new".into(), Some(b"2".to_vec())), ("old".into(), None), ("new".into(), Some(b"3".to_vec()))]).unwrap();
+    assert_eq!((host.stored("new"), host.stored("old")), (Some(b"3".to_vec()), None));
+}
