@@ -184,7 +184,11 @@ fn main() -> ExitCode {
     if telemetry.exporting() {
         tracing::info!(endpoint = %otlp.as_ref().map(|o| o.endpoint.as_str()).unwrap_or_default(), "exporting spans over OTLP");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // Twice as many workers as cores: a guest burning CPU holds its worker for a whole
+    // epoch tick at a time, and a request queued behind it waits that tick unless an
+    // idle worker steals it; spare workers keep one there (`payhost bench isolation`).
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(cores * 2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

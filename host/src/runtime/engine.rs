@@ -14,7 +14,7 @@ use crate::config::MAX_MEMORY_MB;
 
 /// How often the epoch advances: a running guest yields its thread at every tick and
 /// checks its deadline.
-pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 
 /// Engine sizing; `instances` bounds how many plugin calls run at once.
 #[derive(Debug, Clone)]
