@@ -451,12 +451,11 @@ impl Config {
             if l.reuse == 0 || l.reuse > MAX_REUSE {
                 bail!("{}: must be 1..={MAX_REUSE} (1: a fresh instance per request)", at("limits.reuse"));
             }
-            if l.max_concurrent == 0 || l.max_concurrent > self.runtime.max_concurrent_requests {
-                bail!(
-                    "{}: must be 1..={} (runtime.max_concurrent_requests)",
-                    at("limits.max_concurrent"),
-                    self.runtime.max_concurrent_requests
-                );
+            // Above `runtime.max_concurrent_requests` it is allowed (the host's own limit
+            // applies first), so lowering the host's limit never breaks a config that left
+            // this at its default.
+            if l.max_concurrent == 0 {
+                bail!("{}: must be at least 1", at("limits.max_concurrent"));
             }
         }
         for (i, a) in self.plugins.iter().enumerate() {
