@@ -74,12 +74,6 @@ impl Slot {
         self.history.lock().expect("history lock").iter().map(|(r, _)| r.clone()).collect()
     }
 
-    /// A loaded version with this component hash, if one is kept (swapping back to it
-    /// needs no compile).
-    pub fn kept_version(&self, hash: &str) -> Option<Arc<LoadedInstance>> {
-        self.history.lock().expect("history lock").iter().rev().find(|(r, _)| r.hash == hash).map(|(_, i)| i.clone())
-    }
-
     pub fn count_request(&self) {
         self.requests.fetch_add(1, Ordering::Relaxed);
     }
