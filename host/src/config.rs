@@ -161,6 +161,15 @@ pub struct RuntimeConfig {
     /// On shutdown, how long in-flight requests may still finish, in milliseconds.
     #[serde(default = "default_shutdown_grace_ms")]
     pub shutdown_grace_ms: u64,
+    /// Threads plugin calls run on, apart from the host's own; 0 means twice the cores.
+    /// Read at start-up.
+    #[serde(default)]
+    pub plugin_threads: u32,
+    /// How much lower than the host's the plugin threads' OS priority is (a nice value
+    /// added on Linux, 0..=19), so the host's own routes win the CPU over busy plugins.
+    /// Read at start-up.
+    #[serde(default = "default_plugin_nice")]
+    pub plugin_nice: i32,
 }
 
 impl Default for RuntimeConfig {
@@ -178,6 +187,8 @@ impl Default for RuntimeConfig {
             idle_timeout_ms: default_idle_timeout_ms(),
             max_connections: default_max_connections(),
             shutdown_grace_ms: default_shutdown_grace_ms(),
+            plugin_threads: 0,
+            plugin_nice: default_plugin_nice(),
         }
     }
 }
@@ -288,6 +299,9 @@ fn default_max_connections() -> u32 {
 }
 fn default_shutdown_grace_ms() -> u64 {
     10_000
+}
+fn default_plugin_nice() -> i32 {
+    10
 }
 fn default_listen() -> String {
     "127.0.0.1:8080".into()
@@ -505,6 +519,12 @@ impl Config {
         }
         if r.max_connections == 0 {
             bail!("runtime.max_connections must be positive");
+        }
+        if !(0..=19).contains(&r.plugin_nice) {
+            bail!("runtime.plugin_nice must be 0..=19 (0: plugin threads at the host's own priority)");
+        }
+        if r.plugin_threads > 1024 {
+            bail!("runtime.plugin_threads must be 0..=1024 (0: twice the cores)");
         }
         if self.janitor.scan_seconds == 0 || self.janitor.recheck_seconds == 0 {
             bail!("janitor.scan_seconds and janitor.recheck_seconds must be positive");

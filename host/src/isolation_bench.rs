@@ -1,7 +1,7 @@
 //! `payhost bench isolation`: what CPU-burning plugins cost everyone else. p50 and p99
 //! of the native `/healthz` route and of a template route while 0, 1 and 2 instances of
 //! the faulty test plugin loop until their deadline, all on one server in one run. With
-//! plugin calls yielding their worker at every epoch tick, the p99 with one looping
+//! plugin calls on threads of their own (`runtime::pool`), the p99 with one looping
 //! instance should stay within about twice the p99 without.
 
 use std::path::Path;
@@ -26,7 +26,7 @@ struct Scratch {
 }
 
 impl Scratch {
-    fn new(template: &Path, faulty: &Path) -> Result<Self> {
+    fn new(template: &Path, faulty: &Path, plugin_nice: i32) -> Result<Self> {
         let dir = std::env::temp_dir().join(format!("payhost-isolation-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         std::fs::write(dir.join("probe_key"), "bench")?;
@@ -43,7 +43,7 @@ impl Scratch {
             &config,
             format!(
                 "listen = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken_env = \"PAYHOST_BENCH_NO_ADMIN\"\n\
-                 [storage]\nurl = \"sqlite://{}\"\n[runtime]\ncache_dir = {:?}\n\
+                 [storage]\nurl = \"sqlite://{}\"\n[runtime]\ncache_dir = {:?}\nplugin_nice = {plugin_nice}\n\
                  [[plugins]]\nname = \"template\"\ncomponent = {:?}\nmount = \"/template\"\n{}{}",
                 dir.join("bench.db").display(),
                 dir.join("cache").display().to_string(),
@@ -91,11 +91,13 @@ async fn measure(addr: std::net::SocketAddr, path: &str, connections: usize, dur
     (line, p99)
 }
 
-pub async fn isolation(template: &Path, faulty: &Path, connections: usize, seconds: u64) -> Result<String> {
+/// `plugin_nice` is the server's `runtime.plugin_nice` (10 by default; 0 compares plugin
+/// threads at the host's own priority).
+pub async fn isolation(template: &Path, faulty: &Path, connections: usize, seconds: u64, plugin_nice: i32) -> Result<String> {
     // The scratch config lives in a temporary folder: its component paths must not be
     // relative to where the command was started.
     let absolute = |p: &Path| std::fs::canonicalize(p).with_context(|| format!("component {}", p.display()));
-    let scratch = Scratch::new(&absolute(template)?, &absolute(faulty)?)?;
+    let scratch = Scratch::new(&absolute(template)?, &absolute(faulty)?, plugin_nice)?;
     let running = crate::app::start(&scratch.config).await?;
     let addr = running.bound.listen;
     let duration = Duration::from_secs(seconds);
@@ -105,7 +107,7 @@ pub async fn isolation(template: &Path, faulty: &Path, connections: usize, secon
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut loops = Vec::new();
-    let mut lines = vec![format!("isolation, {connections} keep-alive connections, {seconds}s per route and phase:")];
+    let mut lines = vec![format!("isolation, {connections} keep-alive connections, {seconds}s per route and phase, plugin_nice {plugin_nice}:")];
     let mut baseline = (Duration::ZERO, Duration::ZERO);
     for (looping, mount) in [(0, None), (1, Some("/loop-a")), (2, Some("/loop-b"))] {
         if let Some(mount) = mount {

@@ -161,6 +161,9 @@ enum BenchCommand {
         connections: usize,
         #[arg(long, default_value_t = 3)]
         seconds: u64,
+        /// The server's `runtime.plugin_nice` (0: plugin threads at the host's priority).
+        #[arg(long, default_value_t = 10)]
+        plugin_nice: i32,
     },
     /// Every benchmark above but `peer`, with its defaults (PostgreSQL too when reachable).
     All,
@@ -184,11 +187,9 @@ fn main() -> ExitCode {
     if telemetry.exporting() {
         tracing::info!(endpoint = %otlp.as_ref().map(|o| o.endpoint.as_str()).unwrap_or_default(), "exporting spans over OTLP");
     }
-    // Twice as many workers as cores: a guest burning CPU holds its worker for a whole
-    // epoch tick at a time, and a request queued behind it waits that tick unless an
-    // idle worker steals it; spare workers keep one there (`payhost bench isolation`).
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(cores * 2).enable_all().build() {
+    // The host's own workers: connections, `/healthz`, the admin API, job scheduling.
+    // Plugin code runs on threads of its own (`runtime::pool`).
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -304,15 +305,15 @@ async fn bench(what: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Peer { component, wasmtime, hello, connections, seconds } => {
             print!("{}", payhost::peer_bench::peer(&component, &wasmtime, &hello, connections, seconds).await?)
         }
-        BenchCommand::Isolation { component, faulty, connections, seconds } => {
-            println!("{}", payhost::isolation_bench::isolation(&component, &faulty, connections, seconds).await?)
+        BenchCommand::Isolation { component, faulty, connections, seconds, plugin_nice } => {
+            println!("{}", payhost::isolation_bench::isolation(&component, &faulty, connections, seconds, plugin_nice).await?)
         }
         BenchCommand::All => {
             let template = PathBuf::from(TEMPLATE_WASM);
             println!("{}", bench::dispatch(&template, 20_000).await?);
             println!("{}", bench::http(&template, 32, 5).await?);
             println!("{}", bench::swap(&template, &PathBuf::from(OTHER_WASM), 16, 5).await?);
-            println!("{}", payhost::isolation_bench::isolation(&template, &PathBuf::from(OTHER_WASM), 8, 3).await?);
+            println!("{}", payhost::isolation_bench::isolation(&template, &PathBuf::from(OTHER_WASM), 8, 3, 10).await?);
             std::fs::create_dir_all("data")?;
             let clients = payhost::ledger_bench::DEFAULT_CLIENTS;
             let sqlite = payhost::ledger_bench::bench_ledger("sqlite://data/bench-ledger.db", clients, std::time::Duration::from_secs(5)).await?;

@@ -52,10 +52,11 @@ pub fn plugin_wasm(name: &str) -> PathBuf {
     path
 }
 
-/// Path of the `payhost` binary (debug build).
+/// Path of the `payhost` binary: the debug build, or the one `PAYHOST_TEST_BINARY` names
+/// (a release build, for the ignored measurements).
 pub fn payhost_binary() -> PathBuf {
     ensure_built();
-    let path = target_dir().join("debug").join("payhost");
+    let path = std::env::var_os("PAYHOST_TEST_BINARY").map(PathBuf::from).unwrap_or_else(|| target_dir().join("debug").join("payhost"));
     assert!(path.is_file(), "payhost binary {} was not built", path.display());
     path
 }

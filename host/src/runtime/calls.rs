@@ -21,7 +21,7 @@ use crate::wit::types::{Request, Response};
 
 impl Runtime {
     /// Calls a provider's `handle` export.
-    pub async fn call_handle(self: &Arc<Self>, instance: &LoadedInstance, request: Request) -> Result<Response, CallFailure> {
+    pub async fn call_handle(self: &Arc<Self>, instance: &Arc<LoadedInstance>, request: Request) -> Result<Response, CallFailure> {
         if instance.warm.enabled() {
             return self.call_handle_warm(instance, request).await;
         }
@@ -54,9 +54,21 @@ impl Runtime {
     /// `handle` in a warm instance of this version (a fresh one when none is idle). Only
     /// a clean answer hands the instance back; after a trap, a deadline, a memory error
     /// or an error result it is dropped with the call.
-    async fn call_handle_warm(self: &Arc<Self>, instance: &LoadedInstance, request: Request) -> Result<Response, CallFailure> {
-        let _permits = self.call_permits(instance)?;
+    async fn call_handle_warm(self: &Arc<Self>, instance: &Arc<LoadedInstance>, request: Request) -> Result<Response, CallFailure> {
+        let permits = self.call_permits(instance)?;
         let deadline = instance.deadline();
+        let runtime = self.clone();
+        let instance = instance.clone();
+        self.pool.run(async move {
+            let result = runtime.warm_handle(&instance, request, deadline).await;
+            drop(permits);
+            result
+        })
+        .await
+    }
+
+    /// The body of `call_handle_warm`, on a plugin thread.
+    async fn warm_handle(self: &Arc<Self>, instance: &LoadedInstance, request: Request, deadline: std::time::Duration) -> Result<Response, CallFailure> {
         let call = async {
             let mut warm = match instance.warm.take() {
                 Some(mut warm) => {

@@ -4,8 +4,8 @@
 //! `limits.reuse` (then `handle` calls may run in a warm instance of this version).
 //!
 //! A store never holds its thread: at every epoch tick the running guest yields to the
-//! async executor, so other requests, other instances, `/healthz` and the admin API keep
-//! being served on the same workers while a plugin burns CPU; at its deadline it traps.
+//! async executor, so other plugin calls keep being served on the plugin threads
+//! (`pool`) while a plugin burns CPU; at its deadline it traps.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -11,6 +11,7 @@ pub mod grants;
 pub mod instance;
 mod job_exports;
 mod payment_systems;
+pub mod pool;
 pub mod registry;
 pub mod warm;
 
@@ -39,6 +40,7 @@ use crate::wit::{since_v0_1, Contract, WIT_PACKAGE};
 use component::{LoadedComponent, WorldKind};
 use exports::{ProcessorPre, ProviderPre};
 use instance::{LoadedInstance, Pre};
+use pool::{PluginPool, PoolSettings};
 use registry::{Registry, Slot, Table};
 
 /// Extra time past a plugin's own deadline before the host abandons a call that is
@@ -58,6 +60,9 @@ pub struct Runtime {
     pub registry: Registry,
     pub config: ArcSwap<Config>,
     calls: Arc<tokio::sync::Semaphore>,
+    /// Where every plugin call runs: threads of their own, so plugins never hold the
+    /// workers that accept connections and serve the host's own routes.
+    pool: PluginPool,
     /// Bumped whenever the running config is replaced; each loaded version records the
     /// generation it was linked with.
     config_generation: AtomicU64,
@@ -73,6 +78,7 @@ impl Runtime {
         // Provider calls may call into a payment-system instance: room for both.
         let engine = engine::build_engine(&engine::EngineSettings { instances: slots_needed * 2 + 16 })?;
         engine::spawn_epoch_ticker(&engine);
+        let pool = PluginPool::start(PoolSettings { threads: config.runtime.plugin_threads as usize, nice: config.runtime.plugin_nice })?;
         let runtime = Arc::new(Self {
             linkers: Linkers::new(&engine)?,
             engine,
@@ -80,6 +86,7 @@ impl Runtime {
             registry: Registry::new(Table::default()),
             config: ArcSwap::from_pointee(config.clone()),
             calls: Arc::new(tokio::sync::Semaphore::new(slots_needed as usize * 2)),
+            pool,
             config_generation: AtomicU64::new(0),
             request_seq: AtomicU64::new(0),
             request_prefix: format!("{:08x}", rand::random::<u32>()),
@@ -232,7 +239,7 @@ impl Runtime {
             ),
         };
         let loaded_at = self.services.clock.now_millis();
-        let mut instance = LoadedInstance {
+        let instance = Arc::new(LoadedInstance {
             ctx,
             component,
             pre,
@@ -250,16 +257,18 @@ impl Runtime {
             warm: warm::WarmPool::new(plugin.limits.reuse),
             calls: Arc::new(tokio::sync::Semaphore::new(plugin.limits.max_concurrent as usize)),
             config_generation: generation,
-        };
+        });
         let info = self
             .describe(&instance)
             .await
             .map_err(|e| anyhow::anyhow!("plugin `{name}`: describe() failed: {e}"))?;
+        // `run` drops its handle on the instance before it answers.
+        let mut instance = Arc::into_inner(instance).context("a described instance is still referenced by its call")?;
         instance.info = info;
         Ok(instance)
     }
 
-    async fn describe(self: &Arc<Self>, instance: &LoadedInstance) -> Result<PluginInfo, CallFailure> {
+    async fn describe(self: &Arc<Self>, instance: &Arc<LoadedInstance>) -> Result<PluginInfo, CallFailure> {
         self.run(instance, "load", |store, inst| {
             Box::pin(async move {
                 match &inst.pre {
@@ -283,19 +292,32 @@ impl Runtime {
         format!("{}-{:06}", self.request_prefix, self.request_seq.fetch_add(1, Ordering::Relaxed))
     }
 
-    /// Runs `f` in a fresh store of `instance` under its deadline.
-    async fn run<R, F>(self: &Arc<Self>, instance: &LoadedInstance, request_id: &str, f: F) -> Result<R, CallFailure>
+    /// Runs `f` in a fresh store of `instance` under its deadline, on the plugin pool.
+    async fn run<R, F>(self: &Arc<Self>, instance: &Arc<LoadedInstance>, request_id: &str, f: F) -> Result<R, CallFailure>
     where
-        F: for<'a> FnOnce(&'a mut Store<PluginState>, &'a LoadedInstance) -> BoxFuture<'a, wasmtime::Result<R>>,
+        R: Send + 'static,
+        F: for<'a> FnOnce(&'a mut Store<PluginState>, &'a LoadedInstance) -> BoxFuture<'a, wasmtime::Result<R>> + Send + 'static,
     {
-        let _permits = self.call_permits(instance)?;
+        let permits = self.call_permits(instance)?;
         let mut store = instance.new_store(&self.engine, request_id, self.clone());
         let deadline = instance.deadline() + HOST_GRACE;
-        let result = match tokio::time::timeout(deadline, f(&mut store, instance)).await {
-            Err(_) => Err(CallFailure::Deadline),
-            Ok(Err(e)) => Err(CallFailure::from_wasmtime(e)),
-            Ok(Ok(r)) => Ok(r),
-        };
+        let inst = instance.clone();
+        let result = self
+            .pool
+            .run(async move {
+                let result = match tokio::time::timeout(deadline, f(&mut store, &inst)).await {
+                    Err(_) => Err(CallFailure::Deadline),
+                    Ok(Err(e)) => Err(CallFailure::from_wasmtime(e)),
+                    Ok(Ok(r)) => Ok(r),
+                };
+                // Before the answer, so a caller holding the only other handle on the
+                // instance (`link_instance`) can take it back.
+                drop(store);
+                drop(inst);
+                drop(permits);
+                result
+            })
+            .await;
         if let Err(failure) = &result {
             self.services.metrics.call_failure(instance.name(), failure.kind());
         }

@@ -1,6 +1,7 @@
 //! Group commit for ledger postings: one writer per storage handle drains every posting
-//! that is waiting and applies them in one durable transaction, each under its own
-//! savepoint, so a refused posting rolls back only itself. One commit (one fsync, or one
+//! that is waiting and applies them in one durable transaction, each as under its own
+//! savepoint, so a refused posting rolls back only itself (SQLite takes a savepoint per
+//! posting; PostgreSQL decides refusals in memory before it writes, `postgres::batch`). One commit (one fsync, or one
 //! PostgreSQL commit) then answers every caller of the batch.
 //!
 //! Latency is not traded for throughput: the writer never waits for a batch to fill. A
@@ -38,10 +39,13 @@ pub struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Starts the writer task on the current tokio runtime.
-    pub fn start(poster: Arc<dyn BatchPoster>) -> Self {
+    /// Starts the writer task on `home`, or on the current tokio runtime.
+    pub fn start(home: Option<&tokio::runtime::Handle>, poster: Arc<dyn BatchPoster>) -> Self {
         let (queue, jobs) = mpsc::unbounded_channel();
-        tokio::spawn(writer(poster, jobs));
+        match home {
+            Some(home) => drop(home.spawn(writer(poster, jobs))),
+            None => drop(tokio::spawn(writer(poster, jobs))),
+        }
         Self { queue }
     }
 
@@ -195,7 +199,7 @@ mod tests {
     #[tokio::test]
     async fn a_lone_posting_is_committed_at_once() {
         let poster = recorder(1);
-        let commit = GroupCommit::start(poster.clone());
+        let commit = GroupCommit::start(None, poster.clone());
         assert_eq!(answered_key(commit.post(posting("k1", "r")).await), "k1");
         assert_eq!(*poster.batches.lock().unwrap(), vec![vec!["k1".to_string()]]);
     }
@@ -203,7 +207,7 @@ mod tests {
     #[tokio::test]
     async fn postings_waiting_for_a_commit_share_the_next_one() {
         let poster = recorder(0);
-        let commit = Arc::new(GroupCommit::start(poster.clone()));
+        let commit = Arc::new(GroupCommit::start(None, poster.clone()));
         let rest = (0..5).map(|i| posting(&format!("k{i}"), "r")).collect();
         let tasks = queue_behind_a_commit(&poster, &commit, posting("first", "r"), rest).await;
         poster.commits.add_permits(2);
@@ -216,7 +220,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_batch_is_retried_posting_by_posting_and_only_the_failing_one_fails() {
         let poster = recorder(0);
-        let commit = Arc::new(GroupCommit::start(poster.clone()));
+        let commit = Arc::new(GroupCommit::start(None, poster.clone()));
         let rest = vec![posting("a", "r"), posting("bad", "fail"), posting("c", "r")];
         let tasks = queue_behind_a_commit(&poster, &commit, posting("first", "r"), rest).await;
         poster.commits.add_permits(1 + 1 + 3);

@@ -115,11 +115,11 @@ pub trait LedgerStore: Send + Sync {
     /// to the overdraft like a debit), then writes entries and balances. Concurrent
     /// postings never overdraw.
     /// Postings from concurrent callers are group-committed (see `group_commit`): one
-    /// durable transaction carries every posting waiting at the time, each under its own
+    /// durable transaction carries every posting waiting at the time, each as under its own
     /// savepoint, and a lone posting commits at once.
     async fn post(&self, posting: &Posting) -> StorageResult<Result<Vec<EntryRow>, PostingRefusal>>;
     /// Applies independent postings in one durable transaction, each with the rules of
-    /// `post` under its own savepoint: a refused posting writes nothing and the others
+    /// `post` as under its own savepoint: a refused posting writes nothing and the others
     /// still apply; a later posting sees the earlier ones (a repeated idempotency key is
     /// a replay or a conflict). One outcome per posting, in order. `Err` means the
     /// transaction failed as a whole and nothing of the batch was written.

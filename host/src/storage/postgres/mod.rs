@@ -1,11 +1,12 @@
 //! The shared backend: several hosts on one PostgreSQL database. Money postings lock
 //! the touched account rows (`FOR UPDATE`, in id order, so concurrent postings cannot
-//! deadlock) and claim their idempotency key with an insert that waits for any
-//! concurrent holder; job claims use `FOR UPDATE SKIP LOCKED`, so two hosts polling at
+//! deadlock); a key, account or reversal another host writes at the same time makes the
+//! batch's insert wait and fail on the unique index, and the batch runs again; job claims use `FOR UPDATE SKIP LOCKED`, so two hosts polling at
 //! once take disjoint rows. Migrations run under a per-schema advisory lock, so hosts
 //! starting together do not race on `CREATE TABLE`.
 
 mod audit;
+mod batch;
 mod control;
 mod events;
 mod jobs;
@@ -176,10 +177,37 @@ CREATE INDEX payment_events_by_reference ON payment_events (system, reference);
 "#];
 
 pub struct PostgresStorage {
-    pool: Pool,
+    pool: Connections,
     /// The group-commit writer of postings, started on the first one (on the runtime
-    /// that makes it).
+    /// the storage was opened on).
     writer: OnceLock<GroupCommit>,
+}
+
+/// The connection pool, with the runtime the storage was opened on: a new connection's
+/// driver task runs where the connection is made, so connections are made there, not on
+/// the plugin threads whose call happened to need one (where they would run behind
+/// plugin code, and end with the plugin runtime).
+#[derive(Clone)]
+pub(super) struct Connections {
+    pool: Pool,
+    home: Option<tokio::runtime::Handle>,
+}
+
+impl Connections {
+    async fn get(&self) -> StorageResult<Object> {
+        let unavailable = |e: deadpool_postgres::PoolError| StorageError::Unavailable { what: "PostgreSQL connection pool".into(), source: e.into() };
+        match &self.home {
+            // Only when no idle connection is there to take, that is when one may be made.
+            Some(home) if self.pool.status().available == 0 => {
+                let pool = self.pool.clone();
+                home.spawn(async move { pool.get().await })
+                    .await
+                    .map_err(|e| StorageError::Unavailable { what: "PostgreSQL connection pool".into(), source: e.into() })?
+                    .map_err(unavailable)
+            }
+            _ => self.pool.get().await.map_err(unavailable),
+        }
+    }
 }
 
 /// Why a statement failed: the database said so (kept whole so a posting can tell a
@@ -225,6 +253,11 @@ impl Failure {
         matches!(self, Failure::Pg(e) if e.code() == Some(&SqlState::T_R_SERIALIZATION_FAILURE)
             || e.code() == Some(&SqlState::T_R_DEADLOCK_DETECTED))
     }
+
+    /// Another transaction committed a row this one also inserts (see `batch`).
+    fn is_unique_violation(&self) -> bool {
+        matches!(self, Failure::Pg(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION))
+    }
 }
 
 type Res<T> = Result<T, Failure>;
@@ -247,16 +280,12 @@ impl PostgresStorage {
             .map_err(|e| anyhow::anyhow!("PostgreSQL pool: {e}"))?;
         // Fail at start-up, with the reason, rather than at the first request.
         drop(pool.get().await.map_err(|e| anyhow::anyhow!("connecting to PostgreSQL: {e}"))?);
-        Ok(Self { pool, writer: OnceLock::new() })
+        Ok(Self { pool: Connections { pool, home: tokio::runtime::Handle::try_current().ok() }, writer: OnceLock::new() })
     }
 
     async fn client(&self) -> StorageResult<Object> {
-        client_of(&self.pool).await
+        self.pool.get().await
     }
-}
-
-async fn client_of(pool: &Pool) -> StorageResult<Object> {
-    pool.get().await.map_err(|e| StorageError::Unavailable { what: "PostgreSQL connection pool".into(), source: e.into() })
 }
 
 fn get<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, name: &str) -> Res<T> {

@@ -67,7 +67,8 @@ pub(super) struct BatchWriter(pub(super) SharedConnection);
 
 impl BatchPoster for BatchWriter {
     fn post_batch(&self, postings: Arc<[Posting]>) -> BoxFuture<'_, StorageResult<Vec<PostingOutcome>>> {
-        Box::pin(run_on(&self.0, move |c| post_batch(c, &postings)))
+        // The writer task runs on the storage's own runtime already.
+        Box::pin(run_on(&self.0, None, move |c| post_batch(c, &postings)))
     }
 }
 
@@ -194,7 +195,7 @@ impl LedgerStore for SqliteStorage {
     }
 
     async fn post(&self, posting: &Posting) -> StorageResult<Result<Vec<EntryRow>, PostingRefusal>> {
-        let writer = self.writer.get_or_init(|| GroupCommit::start(Arc::new(BatchWriter(self.conn.clone()))));
+        let writer = self.writer.get_or_init(|| GroupCommit::start(self.home.as_ref(), Arc::new(BatchWriter(self.conn.clone()))));
         writer.post(posting.clone()).await
     }
 

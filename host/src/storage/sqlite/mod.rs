@@ -167,9 +167,11 @@ type SharedConnection = Arc<tokio::sync::Mutex<Connection>>;
 
 pub struct SqliteStorage {
     conn: SharedConnection,
-    /// The group-commit writer of postings, started on the first one (on the runtime
-    /// that makes it).
+    /// The group-commit writer of postings, started on the first one, on `home`.
     writer: OnceLock<GroupCommit>,
+    /// The runtime the storage was opened on (none outside one): the writer runs there,
+    /// not on the plugin threads whose posting happened to come first.
+    home: Option<tokio::runtime::Handle>,
 }
 
 impl SqliteStorage {
@@ -202,7 +204,7 @@ impl SqliteStorage {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.set_prepared_statement_cache_capacity(64);
-        Ok(Self { conn: Arc::new(tokio::sync::Mutex::new(conn)), writer: OnceLock::new() })
+        Ok(Self { conn: Arc::new(tokio::sync::Mutex::new(conn)), writer: OnceLock::new(), home: tokio::runtime::Handle::try_current().ok() })
     }
 
     async fn run<T, F>(&self, f: F) -> StorageResult<T>
@@ -210,20 +212,26 @@ impl SqliteStorage {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        run_on(&self.conn, f).await
+        run_on(&self.conn, self.home.as_ref(), f).await
     }
 }
 
-/// Runs `f` on the connection off the async threads. The async lock queues callers
-/// without holding a blocking thread each.
-async fn run_on<T, F>(conn: &SharedConnection, f: F) -> StorageResult<T>
+/// Runs `f` on the connection off the async threads, on the blocking threads of `home`
+/// when given: those of the plugin runtime inherit its workers' lower priority, and a
+/// plugin's store call must not hold the connection at that priority while a host route
+/// waits for it. The async lock queues callers without holding a blocking thread each.
+async fn run_on<T, F>(conn: &SharedConnection, home: Option<&tokio::runtime::Handle>, f: F) -> StorageResult<T>
 where
     T: Send + 'static,
     F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
 {
     let mut conn = conn.clone().lock_owned().await;
-    tokio::task::spawn_blocking(move || f(&mut conn))
-        .await
+    let work = move || f(&mut conn);
+    match home {
+        Some(home) => home.spawn_blocking(work),
+        None => tokio::task::spawn_blocking(work),
+    }
+    .await
         .map_err(|e| StorageError::Failed { what: "SQLite worker thread".into(), source: e.into() })?
         .map_err(backend)
 }

@@ -1,0 +1,247 @@
+//! A batch of postings on PostgreSQL in a constant number of round trips, whatever its
+//! size: everything the batch needs is read at once (the idempotency keys, the reversal
+//! targets, the touched accounts locked in id order), the postings are applied one after
+//! another in memory with the same money rules as SQLite (`posting::plan`), and what the
+//! accepted ones write goes back in one pipelined round trip of set-based statements.
+//!
+//! A refused posting writes nothing, exactly as if it had rolled back to its own
+//! savepoint: its key stays free and the accounts it would have opened stay unopened.
+//! What the reads could not see (another host claiming the same key, opening the same
+//! account or reversing the same transaction before this batch commits) surfaces as a
+//! unique violation; the caller then runs the batch again, and the rerun sees it.
+
+use std::collections::{HashMap, HashSet};
+
+use deadpool_postgres::{GenericClient, Transaction};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Statement;
+
+use super::ledger::{account_row, entry_row};
+use super::{rows, Res};
+use crate::storage::group_commit::PostingOutcome;
+use crate::storage::posting::{plan, touched_accounts};
+use crate::storage::{new_id, AccountRow, EntryRow, Posting, PostingRefusal};
+
+/// A transaction written before this batch or earlier in it, under one idempotency key.
+struct Earlier {
+    transaction_id: String,
+    request_hash: String,
+}
+
+/// What the batch read, and what it has applied so far in memory.
+#[derive(Default)]
+struct Applied {
+    /// Every touched account that exists, with its balance after the postings so far.
+    accounts: HashMap<String, AccountRow>,
+    /// Accounts the accepted postings open (not in the database yet).
+    opened: Vec<String>,
+    /// Used idempotency keys.
+    keys: HashMap<String, Earlier>,
+    /// Entries of the transactions accepted in this batch, and of those replayed.
+    entries: HashMap<String, Vec<EntryRow>>,
+    /// Reversal targets that exist, with whether each is itself a reversal.
+    targets: HashMap<String, bool>,
+    /// Targets already reversed.
+    reversed: HashSet<String>,
+    /// Rows to write: (transaction id, posting index).
+    written: Vec<(String, usize)>,
+    balances: HashMap<String, i64>,
+}
+
+/// The statements of one phase, prepared (once per connection, then cached) before any
+/// of them runs: statements sent together then run in the order given, and a phase is
+/// one round trip. (A plain `query` prepares first, and a mix of cached and uncached
+/// statements would reach the server out of order.)
+async fn prepare_all<const N: usize>(tx: &Transaction<'_>, sql: [&str; N]) -> Res<[Statement; N]> {
+    let prepared = futures::future::try_join_all(sql.iter().map(|s| tx.prepare_cached(s))).await?;
+    Ok(prepared.try_into().unwrap_or_else(|_| unreachable!("one statement per SQL text")))
+}
+
+pub(super) async fn post_batch_once(tx: &Transaction<'_>, postings: &[Posting]) -> Res<Vec<PostingOutcome>> {
+    let mut applied = read(tx, postings).await?;
+    let outcomes = postings.iter().enumerate().map(|(index, posting)| applied.apply(index, posting)).collect();
+    write(tx, postings, &applied).await?;
+    Ok(outcomes)
+}
+
+/// One pipelined round trip of reads (plus one for the entries of replayed keys, only
+/// when there are some).
+async fn read(tx: &Transaction<'_>, postings: &[Posting]) -> Res<Applied> {
+    let keys: Vec<&str> = postings.iter().map(|p| p.idempotency_key.as_str()).collect();
+    let targets: Vec<&str> = postings.iter().filter_map(|p| p.reverses.as_deref()).collect();
+    let mut ids: Vec<String> = postings.iter().flat_map(touched_accounts).collect();
+    ids.sort();
+    ids.dedup();
+    type Params<'a> = Vec<&'a (dyn ToSql + Sync)>;
+    let (by_key, by_target, by_id): (Params, Params, Params) = (vec![&keys], vec![&targets], vec![&ids]);
+    let [by_key_sql, by_target_sql, by_id_sql] = prepare_all(
+        tx,
+        [
+            "SELECT id, idempotency_key, request_hash FROM ledger_transactions WHERE idempotency_key = ANY($1)",
+            "SELECT id, reverses, EXISTS (SELECT 1 FROM ledger_transactions r WHERE r.reverses = t.id) AS reversed
+             FROM ledger_transactions t WHERE id = ANY($1)",
+            "SELECT * FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+        ],
+    )
+    .await?;
+    let (earlier, target_rows, account_rows) =
+        tokio::try_join!(tx.query(&by_key_sql, &by_key), tx.query(&by_target_sql, &by_target), tx.query(&by_id_sql, &by_id))?;
+    let mut applied = Applied::default();
+    for row in &account_rows {
+        let account = account_row(row)?;
+        applied.accounts.insert(account.id.clone(), account);
+    }
+    for row in &target_rows {
+        let id: String = row.try_get(0)?;
+        let reverses: Option<String> = row.try_get(1)?;
+        if row.try_get::<_, bool>(2)? {
+            applied.reversed.insert(id.clone());
+        }
+        applied.targets.insert(id, reverses.is_some());
+    }
+    let mut replayed = Vec::new();
+    for row in &earlier {
+        let (transaction_id, key, request_hash): (String, String, String) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+        if postings.iter().any(|p| p.idempotency_key == key && p.request_hash == request_hash) {
+            replayed.push(transaction_id.clone());
+        }
+        applied.keys.insert(key, Earlier { transaction_id, request_hash });
+    }
+    if !replayed.is_empty() {
+        let statement = tx.prepare_cached("SELECT * FROM ledger_entries WHERE transaction_id = ANY($1) ORDER BY transaction_id, line_no").await?;
+        let found = tx.query(&statement, &[&replayed]).await?;
+        for entry in rows(found, entry_row)? {
+            applied.entries.entry(entry.transaction_id.clone()).or_default().push(entry);
+        }
+    }
+    Ok(applied)
+}
+
+impl Applied {
+    /// Applies one posting in memory, in the order of checks both backends share: the key
+    /// first (a replay or a conflict answers before anything else is looked at), then the
+    /// reversal's target, then the money rules.
+    fn apply(&mut self, index: usize, posting: &Posting) -> PostingOutcome {
+        if let Some(earlier) = self.keys.get(&posting.idempotency_key) {
+            if earlier.request_hash != posting.request_hash {
+                return Err(PostingRefusal::IdempotencyConflict(posting.idempotency_key.clone()));
+            }
+            return Ok(self.entries.get(&earlier.transaction_id).cloned().unwrap_or_default());
+        }
+        if let Some(target) = &posting.reverses {
+            match self.targets.get(target) {
+                None => return Err(PostingRefusal::NotReversible(format!("transaction {target} is unknown"))),
+                Some(true) => return Err(PostingRefusal::NotReversible(format!("transaction {target} is itself a reversal"))),
+                Some(false) if self.reversed.contains(target) => {
+                    return Err(PostingRefusal::NotReversible(format!("transaction {target} was already reversed")))
+                }
+                Some(false) => {}
+            }
+        }
+        let ids = touched_accounts(posting);
+        let mut scope: HashMap<String, AccountRow> = HashMap::with_capacity(ids.len());
+        let mut opens = Vec::new();
+        for id in &ids {
+            match self.accounts.get(id) {
+                Some(account) => {
+                    scope.insert(id.clone(), account.clone());
+                }
+                None if posting.opens => {
+                    let account = AccountRow { id: id.clone(), currency: posting.currency.clone(), balance: 0, overdraft: 0, created_at: posting.at };
+                    scope.insert(id.clone(), account);
+                    opens.push(id.clone());
+                }
+                None => {}
+            }
+        }
+        let transaction_id = new_id("tx");
+        let plan = plan(posting, &transaction_id, &scope)?;
+        for id in opens {
+            self.accounts.insert(id.clone(), scope.remove(&id).expect("opened account is in scope"));
+            self.opened.push(id);
+        }
+        for (id, balance) in &plan.balances {
+            self.accounts.get_mut(id).expect("planned account exists").balance = *balance;
+            self.balances.insert(id.clone(), *balance);
+        }
+        if let Some(target) = &posting.reverses {
+            self.reversed.insert(target.clone());
+        }
+        self.keys.insert(
+            posting.idempotency_key.clone(),
+            Earlier { transaction_id: transaction_id.clone(), request_hash: posting.request_hash.clone() },
+        );
+        self.entries.insert(transaction_id.clone(), plan.entries.clone());
+        self.written.push((transaction_id, index));
+        Ok(plan.entries)
+    }
+}
+
+/// Everything the accepted postings write, as four set-based statements sent together.
+async fn write(tx: &Transaction<'_>, postings: &[Posting], applied: &Applied) -> Res<()> {
+    if applied.written.is_empty() {
+        return Ok(());
+    }
+    let opened: Vec<&AccountRow> = applied.opened.iter().map(|id| &applied.accounts[id]).collect();
+    let open_ids: Vec<&str> = opened.iter().map(|a| a.id.as_str()).collect();
+    let open_currencies: Vec<&str> = opened.iter().map(|a| a.currency.as_str()).collect();
+    let open_at: Vec<i64> = opened.iter().map(|a| a.created_at).collect();
+
+    let tx_ids: Vec<&str> = applied.written.iter().map(|(id, _)| id.as_str()).collect();
+    let of = |i: &usize| &postings[*i];
+    let tx_keys: Vec<&str> = applied.written.iter().map(|(_, i)| of(i).idempotency_key.as_str()).collect();
+    let tx_hashes: Vec<&str> = applied.written.iter().map(|(_, i)| of(i).request_hash.as_str()).collect();
+    let tx_currencies: Vec<&str> = applied.written.iter().map(|(_, i)| of(i).currency.as_str()).collect();
+    let tx_reverses: Vec<Option<&str>> = applied.written.iter().map(|(_, i)| of(i).reverses.as_deref()).collect();
+    let tx_at: Vec<i64> = applied.written.iter().map(|(_, i)| of(i).at).collect();
+
+    let entries: Vec<(i32, &EntryRow)> = applied
+        .written
+        .iter()
+        .flat_map(|(id, _)| applied.entries[id].iter().enumerate().map(|(line, e)| (line as i32, e)))
+        .collect();
+    let e_tx: Vec<&str> = entries.iter().map(|(_, e)| e.transaction_id.as_str()).collect();
+    let e_line: Vec<i32> = entries.iter().map(|(line, _)| *line).collect();
+    let e_account: Vec<&str> = entries.iter().map(|(_, e)| e.account.as_str()).collect();
+    let e_kind: Vec<&str> = entries.iter().map(|(_, e)| e.kind.as_str()).collect();
+    let e_delta: Vec<i64> = entries.iter().map(|(_, e)| e.delta).collect();
+    let e_currency: Vec<&str> = entries.iter().map(|(_, e)| e.currency.as_str()).collect();
+    let e_after: Vec<i64> = entries.iter().map(|(_, e)| e.balance_after).collect();
+    let e_reference: Vec<&str> = entries.iter().map(|(_, e)| e.reference.as_str()).collect();
+    let e_at: Vec<i64> = entries.iter().map(|(_, e)| e.at).collect();
+
+    let mut balance_ids: Vec<&str> = applied.balances.keys().map(String::as_str).collect();
+    balance_ids.sort_unstable();
+    let balance_values: Vec<i64> = balance_ids.iter().map(|id| applied.balances[*id]).collect();
+
+    let opens: [&(dyn ToSql + Sync); 3] = [&open_ids, &open_currencies, &open_at];
+    let transactions: [&(dyn ToSql + Sync); 6] = [&tx_ids, &tx_keys, &tx_hashes, &tx_currencies, &tx_reverses, &tx_at];
+    let entry_columns: [&(dyn ToSql + Sync); 9] = [&e_tx, &e_line, &e_account, &e_kind, &e_delta, &e_currency, &e_after, &e_reference, &e_at];
+    let balances: [&(dyn ToSql + Sync); 2] = [&balance_ids, &balance_values];
+    let [open_sql, transactions_sql, entries_sql, balances_sql] = prepare_all(
+        tx,
+        [
+            "INSERT INTO accounts (id, currency, balance, overdraft, created_at)
+             SELECT id, currency, 0, 0, at FROM UNNEST($1::text[], $2::text[], $3::int8[]) AS a(id, currency, at)",
+            "INSERT INTO ledger_transactions (id, idempotency_key, request_hash, currency, reverses, at)
+             SELECT id, k, h, c, r, at FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[])
+                 WITH ORDINALITY AS t(id, k, h, c, r, at, ord) ORDER BY ord",
+            "INSERT INTO ledger_entries (transaction_id, line_no, account, kind, delta, currency, balance_after, reference, at)
+             SELECT t, l, a, k, d, c, b, r, at
+             FROM UNNEST($1::text[], $2::int4[], $3::text[], $4::text[], $5::int8[], $6::text[], $7::int8[], $8::text[], $9::int8[])
+                 WITH ORDINALITY AS e(t, l, a, k, d, c, b, r, at, ord) ORDER BY ord",
+            "UPDATE accounts SET balance = v.balance FROM UNNEST($1::text[], $2::int8[]) AS v(id, balance) WHERE accounts.id = v.id",
+        ],
+    )
+    .await?;
+    // Sent together; the server runs them in this order (accounts and transactions before
+    // the entries that reference them). `WITH ORDINALITY ... ORDER BY` keeps the entries'
+    // sequence numbers in posting and line order.
+    tokio::try_join!(
+        tx.execute(&open_sql, &opens),
+        tx.execute(&transactions_sql, &transactions),
+        tx.execute(&entries_sql, &entry_columns),
+        tx.execute(&balances_sql, &balances),
+    )?;
+    Ok(())
+}
