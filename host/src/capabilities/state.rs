@@ -37,6 +37,8 @@ pub struct PluginState {
     /// When the running call must stop: the epoch callback yields the thread back at
     /// every tick before it and traps at it (see `runtime::instance::new_store`).
     pub deadline_at: std::time::Instant,
+    /// When the current call started running guest code (the throttle's reference).
+    pub started_at: std::time::Instant,
     pub wasi: WasiCtx,
     pub table: ResourceTable,
     pub limits: StoreLimits,

@@ -88,6 +88,7 @@ pub fn new_store(
         ctx,
         request_id: request_id.to_string(),
         deadline_at: Instant::now() + deadline,
+        started_at: Instant::now(),
         wasi,
         table: ResourceTable::new(),
         limits,
@@ -102,8 +103,11 @@ pub fn new_store(
     // again at once, so two looping guests on two workers would still starve the rest
     // (measured by `payhost bench isolation`).
     store.epoch_deadline_callback(|ctx| {
-        if Instant::now() >= ctx.data().deadline_at {
+        let now = Instant::now();
+        if now >= ctx.data().deadline_at {
             Ok(UpdateDeadline::Interrupt)
+        } else if now.duration_since(ctx.data().started_at) >= THROTTLE_AFTER {
+            Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::time::sleep(super::engine::EPOCH_TICK))))
         } else {
             Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
         }
@@ -112,9 +116,14 @@ pub fn new_store(
     store
 }
 
+/// How long a call runs guest code at full speed; past it, the guest sleeps a tick after
+/// every tick it runs, so a runaway loop takes at most half a thread until its deadline.
+const THROTTLE_AFTER: Duration = Duration::from_millis(100);
+
 /// Starts a new call's deadline in a store that served before (a warm instance).
 pub fn restart_deadline(store: &mut Store<PluginState>, deadline: Duration) {
     store.data_mut().deadline_at = Instant::now() + deadline;
+    store.data_mut().started_at = Instant::now();
     store.set_epoch_deadline(1);
 }
 
