@@ -69,6 +69,8 @@ async fn call(db: &TestDb) -> PluginState {
         ctx: Arc::new(InstanceContext::new(config, Secrets::default(), services)),
         request_id: "test-request".into(),
         deadline_at: std::time::Instant::now() + std::time::Duration::from_secs(600),
+        started_at: std::time::Instant::now(),
+        move_now: Default::default(),
         wasi: wasmtime_wasi::WasiCtx::builder().build(),
         table: wasmtime::component::ResourceTable::new(),
         limits: wasmtime::StoreLimits::default(),

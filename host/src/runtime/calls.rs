@@ -59,8 +59,10 @@ impl Runtime {
         let deadline = instance.deadline();
         let runtime = self.clone();
         let instance = instance.clone();
-        self.pool.run(async move {
-            let result = runtime.warm_handle(&instance, request, deadline).await;
+        let move_now = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = move_now.clone();
+        self.pool.run(move_now, async move {
+            let result = runtime.warm_handle(&instance, request, deadline, flag).await;
             drop(permits);
             result
         })
@@ -68,12 +70,18 @@ impl Runtime {
     }
 
     /// The body of `call_handle_warm`, on a plugin thread.
-    async fn warm_handle(self: &Arc<Self>, instance: &LoadedInstance, request: Request, deadline: std::time::Duration) -> Result<Response, CallFailure> {
+    async fn warm_handle(
+        self: &Arc<Self>,
+        instance: &LoadedInstance,
+        request: Request,
+        deadline: std::time::Duration,
+        move_now: Arc<std::sync::atomic::AtomicBool>,
+    ) -> Result<Response, CallFailure> {
         let call = async {
             let mut warm = match instance.warm.take() {
                 Some(mut warm) => {
                     warm.store.data_mut().request_id.clone_from(&request.id);
-                    restart_deadline(&mut warm.store, deadline);
+                    restart_deadline(&mut warm.store, deadline, move_now);
                     warm
                 }
                 None => {
@@ -81,6 +89,7 @@ impl Runtime {
                     // systems through a weak handle.
                     let systems = Arc::new(WeakRuntime(Arc::downgrade(self)));
                     let mut store = instance.new_store(&self.engine, &request.id, systems);
+                    store.data_mut().move_now = move_now;
                     let (pre, index) = provider(instance)?;
                     let wasm = pre.instance_pre().instantiate_async(&mut store).await?;
                     let func = wasm

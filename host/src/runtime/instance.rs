@@ -4,9 +4,11 @@
 //! `limits.reuse` (then `handle` calls may run in a warm instance of this version).
 //!
 //! A store never holds its thread: at every epoch tick the running guest yields to the
-//! async executor, so other plugin calls keep being served on the plugin threads
-//! (`pool`) while a plugin burns CPU; at its deadline it traps.
+//! async executor; a call still running a tick after it started moves to the plugin
+//! threads (`pool`); past `THROTTLE_AFTER` it runs at most every other tick; at its
+//! deadline it traps.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -89,6 +91,7 @@ pub fn new_store(
         request_id: request_id.to_string(),
         deadline_at: Instant::now() + deadline,
         started_at: Instant::now(),
+        move_now: Arc::new(AtomicBool::new(false)),
         wasi,
         table: ResourceTable::new(),
         limits,
@@ -104,9 +107,13 @@ pub fn new_store(
     // (measured by `payhost bench isolation`).
     store.epoch_deadline_callback(|ctx| {
         let now = Instant::now();
+        let ran = now.duration_since(ctx.data().started_at);
+        if ran >= MOVE_AFTER {
+            ctx.data().move_now.store(true, Ordering::Release);
+        }
         if now >= ctx.data().deadline_at {
             Ok(UpdateDeadline::Interrupt)
-        } else if now.duration_since(ctx.data().started_at) >= THROTTLE_AFTER {
+        } else if ran >= THROTTLE_AFTER {
             Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::time::sleep(super::engine::EPOCH_TICK))))
         } else {
             Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
@@ -116,14 +123,20 @@ pub fn new_store(
     store
 }
 
+/// How long a call may run on the worker that took its request; at the first tick past
+/// it, the call moves to the plugin threads (`pool`). Short calls never see it.
+pub const MOVE_AFTER: Duration = Duration::from_millis(1);
+
 /// How long a call runs guest code at full speed; past it, the guest sleeps a tick after
 /// every tick it runs, so a runaway loop takes at most half a thread until its deadline.
 const THROTTLE_AFTER: Duration = Duration::from_millis(100);
 
-/// Starts a new call's deadline in a store that served before (a warm instance).
-pub fn restart_deadline(store: &mut Store<PluginState>, deadline: Duration) {
+/// Starts a new call's deadline in a store that served before (a warm instance), with the
+/// flag the new call's `pool::PluginPool::run` watches.
+pub fn restart_deadline(store: &mut Store<PluginState>, deadline: Duration, move_now: Arc<AtomicBool>) {
     store.data_mut().deadline_at = Instant::now() + deadline;
     store.data_mut().started_at = Instant::now();
+    store.data_mut().move_now = move_now;
     store.set_epoch_deadline(1);
 }
 

@@ -292,7 +292,8 @@ impl Runtime {
         format!("{}-{:06}", self.request_prefix, self.request_seq.fetch_add(1, Ordering::Relaxed))
     }
 
-    /// Runs `f` in a fresh store of `instance` under its deadline, on the plugin pool.
+    /// Runs `f` in a fresh store of `instance` under its deadline: on this task while it is
+    /// short, on the plugin threads once it runs long (`pool`).
     async fn run<R, F>(self: &Arc<Self>, instance: &Arc<LoadedInstance>, request_id: &str, f: F) -> Result<R, CallFailure>
     where
         R: Send + 'static,
@@ -302,9 +303,10 @@ impl Runtime {
         let mut store = instance.new_store(&self.engine, request_id, self.clone());
         let deadline = instance.deadline() + HOST_GRACE;
         let inst = instance.clone();
+        let move_now = store.data().move_now.clone();
         let result = self
             .pool
-            .run(async move {
+            .run(move_now, async move {
                 let result = match tokio::time::timeout(deadline, f(&mut store, &inst)).await {
                     Err(_) => Err(CallFailure::Deadline),
                     Ok(Err(e)) => Err(CallFailure::from_wasmtime(e)),

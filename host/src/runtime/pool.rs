@@ -1,15 +1,20 @@
-//! The threads plugin code runs on: an async runtime of its own, apart from the one
-//! that accepts connections and serves the host's own routes (`/healthz`, the admin API,
-//! metrics). A guest burning CPU yields at every epoch tick, but on a shared worker a
-//! request queued behind it still waits for that tick; on threads of their own, plugins
-//! compete with the host's routes through the OS scheduler instead, which preempts them
-//! as soon as a host route has work. The threads also run at a lower OS priority
-//! (`runtime.plugin_nice`), so a host with every plugin thread busy still answers its
-//! health checks and its operators at once.
+//! Where plugin code runs. A call starts on the worker that took its request, which
+//! costs nothing for the short calls payments are made of; a call that is still running
+//! guest code a tick later (`instance::MOVE_AFTER`) is moved, mid-call, to threads of
+//! its own: an async runtime apart from the one that accepts connections and serves the
+//! host's own routes (`/healthz`, the admin API, metrics). There a busy plugin competes
+//! with the host's routes through the OS scheduler instead of holding their workers, and
+//! at a lower OS priority (`runtime.plugin_nice`), so the OS preempts it as soon as a host
+//! route has work. Moving is safe at any await point: the call is an owned, `Send`
+//! future (wasmtime resumes its fiber on whichever thread polls it, as tokio's own work
+//! stealing already does), and it is moved only while it yields at an epoch tick.
 
-use std::future::Future;
 use std::cell::Cell;
+use std::future::Future;
+use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::Poll;
 
 use anyhow::{Context, Result};
 use tracing::Instrument;
@@ -48,18 +53,28 @@ impl PluginPool {
         Ok(Self { runtime: Some(runtime), nice: settings.nice })
     }
 
-    /// Runs `call` on a plugin thread and waits for it from wherever the caller runs.
-    /// The call is not cancelled when the caller goes away (a client that hangs up): it
-    /// ends at its own deadline like any other, so a posting a plugin started is never cut
-    /// off half way by the client.
-    pub async fn run<R, F>(&self, call: F) -> Result<R, CallFailure>
+    /// Runs `call` on the caller's task until it sets `move_now` (its epoch callback does,
+    /// once the call has run guest code for a tick), then on a plugin thread, and waits for
+    /// it either way. Dropping the returned future cancels the call wherever it runs, as a
+    /// client that hangs up always did.
+    pub async fn run<R, F>(&self, move_now: Arc<AtomicBool>, call: F) -> Result<R, CallFailure>
     where
         R: Send + 'static,
         F: Future<Output = Result<R, CallFailure>> + Send + 'static,
     {
+        let mut call = Box::pin(call);
+        let inline = std::future::poll_fn(|cx| match call.as_mut().poll(cx) {
+            Poll::Ready(result) => Poll::Ready(Some(result)),
+            Poll::Pending if move_now.load(Ordering::Acquire) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        })
+        .await;
+        if let Some(result) = inline {
+            return result;
+        }
         let runtime = self.runtime.as_ref().expect("plugin runtime lives until drop");
         let nice = self.nice;
-        let call = async move {
+        let rest = async move {
             // Once per worker, on its first call. Blocking threads a worker starts inherit
             // the lower priority, so storage does its blocking work on the runtime it was
             // opened on (`storage::sqlite`), never here.
@@ -67,11 +82,29 @@ impl PluginPool {
             call.await
         };
         // The caller's span goes along, so what the call logs stays under its request.
-        match runtime.spawn(call.in_current_span()).await {
+        let task = CancelOnDrop(runtime.spawn(rest.in_current_span()));
+        match pin!(task).await {
             Ok(result) => result,
             Err(e) if e.is_panic() => Err(CallFailure::Unavailable("the plugin call panicked in the host".into())),
             Err(_) => Err(CallFailure::Unavailable("the host is shutting down".into())),
         }
+    }
+}
+
+/// A moved call's task, aborted when its caller goes away.
+struct CancelOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Future for CancelOnDrop<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+impl<T> Drop for CancelOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -125,41 +158,86 @@ mod tests {
         unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) }
     }
 
-    #[tokio::test]
-    async fn calls_run_on_plugin_threads_at_lower_priority() {
+    fn thread_name() -> Option<String> {
+        std::thread::current().name().map(str::to_string)
+    }
+
+    /// A call that asks to move, yields once (as the epoch callback does), then reports
+    /// where it finished.
+    async fn moving_call(move_now: Arc<AtomicBool>) -> Result<(Option<String>, i32), CallFailure> {
+        move_now.store(true, Ordering::Release);
+        tokio::task::yield_now().await;
+        Ok((thread_name(), nice_of_this_thread()))
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_short_call_runs_on_the_callers_thread() {
+        let pool = PluginPool::start(PoolSettings { threads: 1, nice: 7 }).unwrap();
+        let caller = (thread_name(), nice_of_this_thread());
+        let ran = pool.run(Arc::new(AtomicBool::new(false)), async { Ok((thread_name(), nice_of_this_thread())) }).await.unwrap();
+        assert_eq!(ran, caller);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_call_that_asks_to_move_finishes_on_a_plugin_thread_at_lower_priority() {
         let pool = PluginPool::start(PoolSettings { threads: 1, nice: 7 }).unwrap();
         let host_nice = nice_of_this_thread();
-        let (name, nice) = pool
-            .run(async { Ok((std::thread::current().name().map(str::to_string), nice_of_this_thread())) })
-            .await
-            .unwrap();
+        let flag = Arc::new(AtomicBool::new(false));
+        let (name, nice) = pool.run(flag.clone(), moving_call(flag)).await.unwrap();
         assert_eq!(name.as_deref(), Some("payhost-plugin"));
         assert_eq!(nice, (host_nice + 7).min(19));
         assert_eq!(nice_of_this_thread(), host_nice, "the caller's thread keeps its priority");
     }
 
-    #[tokio::test]
-    async fn a_call_whose_caller_went_away_still_finishes() {
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_moved_call_is_cancelled_with_its_caller() {
         let pool = PluginPool::start(PoolSettings { threads: 1, nice: 0 }).unwrap();
-        let (release, released) = tokio::sync::oneshot::channel::<()>();
-        let (finished, was_finished) = tokio::sync::oneshot::channel::<()>();
-        let caller = pool.run(async move {
-            let _ = released.await;
-            let _ = finished.send(());
-            Ok(())
-        });
-        // Poll the caller once so the call is spawned, then drop it.
-        assert!(futures::poll!(Box::pin(caller)).is_pending());
-        release.send(()).unwrap();
-        was_finished.await.expect("the call ran to its end after its caller was dropped");
+        let flag = Arc::new(AtomicBool::new(false));
+        let (dropped, was_dropped) = tokio::sync::oneshot::channel::<()>();
+        struct Signal(Option<tokio::sync::oneshot::Sender<()>>);
+        impl Drop for Signal {
+            fn drop(&mut self) {
+                let _ = self.0.take().map(|s| s.send(()));
+            }
+        }
+        let call = {
+            let flag = flag.clone();
+            async move {
+                let _signal = Signal(Some(dropped));
+                flag.store(true, Ordering::Release);
+                tokio::task::yield_now().await;
+                // Never ends by itself.
+                std::future::pending::<()>().await;
+                Ok(())
+            }
+        };
+        let mut caller = Box::pin(pool.run(flag, call));
+        // Poll until the call has moved and is waiting on the plugin thread.
+        for _ in 0..3 {
+            assert!(futures::poll!(caller.as_mut()).is_pending());
+        }
+        drop(caller);
+        was_dropped.await.expect("the moved call is dropped, not left running");
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "current_thread")]
     async fn a_panicking_call_is_a_failure_not_a_crash() {
         let pool = PluginPool::start(PoolSettings { threads: 1, nice: 0 }).unwrap();
-        let failure = pool.run(async { if true { panic!("host bug") } else { Ok(()) } }).await.unwrap_err();
+        let flag = Arc::new(AtomicBool::new(false));
+        let call = {
+            let flag = flag.clone();
+            async move {
+                flag.store(true, Ordering::Release);
+                tokio::task::yield_now().await;
+                if flag.load(Ordering::Acquire) {
+                    panic!("host bug");
+                }
+                Ok(())
+            }
+        };
+        let failure = pool.run(flag, call).await.unwrap_err();
         assert!(matches!(failure, CallFailure::Unavailable(_)), "{failure}");
-        // The pool still serves.
-        assert_eq!(pool.run(async { Ok(1) }).await.unwrap(), 1);
+        let flag = Arc::new(AtomicBool::new(false));
+        assert_eq!(pool.run(flag.clone(), moving_call(flag)).await.unwrap().0.as_deref(), Some("payhost-plugin"), "the pool still serves");
     }
 }
