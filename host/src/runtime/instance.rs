@@ -114,7 +114,7 @@ pub fn new_store(
         if now >= ctx.data().deadline_at {
             Ok(UpdateDeadline::Interrupt)
         } else if ran >= THROTTLE_AFTER {
-            Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::time::sleep(super::engine::EPOCH_TICK))))
+            Ok(UpdateDeadline::YieldCustom(1, Box::pin(super::engine::next_tick())))
         } else {
             Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
         }
