@@ -5,6 +5,7 @@
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -50,6 +51,9 @@ impl Browser {
         let port = free_port();
         let log = std::fs::File::create(profile.path().join("chromedriver.log")).expect("driver log");
         let driver = Command::new(CHROMEDRIVER)
+            // Its own process group, so the drop can end Chromium with it (a killed
+            // chromedriver leaves its browser running otherwise).
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log fd"))
@@ -228,7 +232,9 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // The WebDriver session ends with chromedriver, which takes its Chromium along.
+        // chromedriver and the Chromium it started, the whole process group.
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
