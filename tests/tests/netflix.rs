@@ -534,15 +534,24 @@ async fn charge_run_throughput() {
         rig.sim.push_event(NetflixSim::charge_event(&format!("bench-tx-{i}"), &format!("bench-{i}"), "15.49", "USD"));
     }
     let started = std::time::Instant::now();
-    let state = rig.poll().await;
+    // A run too long for one call's deadline stops part way and the next poll goes on
+    // from what it stored, so the clock is moved until every event is answered.
+    let mut state = rig.poll().await;
+    let mut polls = 1;
+    while !rig.sim.unresolved().is_empty() && polls < 20 {
+        state = rig.poll().await;
+        polls += 1;
+    }
     let elapsed = started.elapsed();
-    assert_eq!(state["last_events"], events, "{state}");
-    assert_eq!(state["last_results_sent"], events, "{state}");
-    assert!(rig.sim.unresolved().is_empty(), "unresolved: {:?}", rig.sim.unresolved());
+    assert!(rig.sim.unresolved().is_empty(), "unresolved after {polls} polls: {:?}; {state}", rig.sim.unresolved().len());
+    if polls == 1 {
+        assert_eq!(state["last_events"], events, "{state}");
+        assert_eq!(state["last_results_sent"], events, "{state}");
+    }
     assert_eq!(rig.balance("bench-0").await, "84.51");
     rig.assert_clean();
     println!(
-        "netflix charge run: {events} events in {:.3} s = {:.0} events/s ({})",
+        "netflix charge run: {events} events in {:.3} s = {:.0} events/s, {polls} poll(s) ({})",
         elapsed.as_secs_f64(),
         events as f64 / elapsed.as_secs_f64(),
         component.display()

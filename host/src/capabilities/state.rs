@@ -37,7 +37,7 @@ pub struct PluginState {
     /// When the running call must stop: the epoch callback yields the thread back at
     /// every tick before it and traps at it (see `runtime::instance::new_store`).
     pub deadline_at: std::time::Instant,
-    /// When the current call started (the reference for moving it and throttling it).
+    /// When the current call started (the reference for moving it, see `runtime::pool`).
     pub started_at: std::time::Instant,
     /// Set by the epoch callback once the call has run long enough to move to the
     /// plugin threads (see `runtime::pool`).

@@ -102,35 +102,7 @@ pub fn spawn_epoch_ticker(engine: &Engine) {
                 Some(engine) => engine.increment_epoch(),
                 None => return,
             }
-            let waiting = std::mem::take(&mut *NEXT_TICK.lock().expect("tick waiters lock"));
-            waiting.into_iter().for_each(std::task::Waker::wake);
         })
         .expect("spawn epoch thread");
 }
 
-/// Wakers of calls waiting for the next epoch tick (`next_tick`).
-static NEXT_TICK: std::sync::Mutex<Vec<std::task::Waker>> = std::sync::Mutex::new(Vec::new());
-
-/// Completes at the next epoch tick. Woken by the ticker thread rather than an async
-/// runtime's timer, so a throttled guest waiting on it never touches a timer of a
-/// runtime that is shutting down.
-pub fn next_tick() -> NextTick {
-    NextTick { waiting: false }
-}
-
-pub struct NextTick {
-    waiting: bool,
-}
-
-impl std::future::Future for NextTick {
-    type Output = ();
-
-    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
-        if self.waiting {
-            return std::task::Poll::Ready(());
-        }
-        NEXT_TICK.lock().expect("tick waiters lock").push(cx.waker().clone());
-        self.waiting = true;
-        std::task::Poll::Pending
-    }
-}

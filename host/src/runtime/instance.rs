@@ -5,8 +5,7 @@
 //!
 //! A store never holds its thread: at every epoch tick the running guest yields to the
 //! async executor; a call still running a tick after it started moves to the plugin
-//! threads (`pool`); past `THROTTLE_AFTER` it runs at most every other tick; at its
-//! deadline it traps.
+//! threads (`pool`); at its deadline it traps.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -113,8 +112,6 @@ pub fn new_store(
         }
         if now >= ctx.data().deadline_at {
             Ok(UpdateDeadline::Interrupt)
-        } else if ran >= THROTTLE_AFTER {
-            Ok(UpdateDeadline::YieldCustom(1, Box::pin(super::engine::next_tick())))
         } else {
             Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
         }
@@ -126,10 +123,6 @@ pub fn new_store(
 /// How long a call may run on the worker that took its request; at the first tick past
 /// it, the call moves to the plugin threads (`pool`). Short calls never see it.
 pub const MOVE_AFTER: Duration = Duration::from_millis(1);
-
-/// How long a call runs guest code at full speed; past it, the guest sleeps a tick after
-/// every tick it runs, so a runaway loop takes at most half a thread until its deadline.
-const THROTTLE_AFTER: Duration = Duration::from_millis(100);
 
 /// Starts a new call's deadline in a store that served before (a warm instance), with the
 /// flag the new call's `pool::PluginPool::run` watches.
