@@ -60,6 +60,9 @@ pub async fn peer(template: &Path, wasmtime: &Path, hello: &Path, connections: u
         let addr = free_port()?;
         let mut child = tokio::process::Command::new(wasmtime)
             .arg("serve")
+            // The CLI interfaces Rust's std imports (environment, exit, stdio), which
+            // `serve` leaves out unless asked.
+            .arg("-Scli")
             .arg("--addr")
             .arg(addr.to_string())
             .args(peer.args)
