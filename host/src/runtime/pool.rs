@@ -11,7 +11,6 @@
 
 use std::cell::Cell;
 use std::future::Future;
-use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
@@ -83,7 +82,7 @@ impl PluginPool {
         };
         // The caller's span goes along, so what the call logs stays under its request.
         let task = CancelOnDrop(runtime.spawn(rest.in_current_span()));
-        match pin!(task).await {
+        match task.await {
             Ok(result) => result,
             Err(e) if e.is_panic() => Err(CallFailure::Unavailable("the plugin call panicked in the host".into())),
             Err(_) => Err(CallFailure::Unavailable("the host is shutting down".into())),
