@@ -35,6 +35,7 @@ pub struct Metrics {
     request_seconds: HistogramFamily<Instance>,
     failures: Family<InstanceCause, Counter>,
     instantiation_seconds: HistogramFamily<Instance>,
+    moved: Family<Instance, Counter>,
     outbound: Family<Outbound, Counter>,
     outbound_seconds: HistogramFamily<OutboundHost>,
     postings: Family<PostingKind, Counter>,
@@ -84,6 +85,12 @@ impl Metrics {
         registry.register("payhost_call_failures", "Plugin calls that failed, by cause", failures.clone());
         let instantiation_seconds: HistogramFamily<Instance> = Family::new_with_constructor(instantiation_buckets);
         registry.register("payhost_instantiation_duration_seconds", "Time to instantiate a plugin for one call", instantiation_seconds.clone());
+        let moved = Family::<Instance, Counter>::default();
+        registry.register(
+            "payhost_calls_moved",
+            "Plugin calls that ran guest code long enough to move to the plugin threads",
+            moved.clone(),
+        );
         let outbound = Family::<Outbound, Counter>::default();
         registry.register("payhost_outbound_requests", "Outbound HTTP requests of plugins by host and status", outbound.clone());
         let outbound_seconds: HistogramFamily<OutboundHost> = Family::new_with_constructor(outbound_buckets);
@@ -117,6 +124,7 @@ impl Metrics {
             request_seconds,
             failures,
             instantiation_seconds,
+            moved,
             outbound,
             outbound_seconds,
             postings,
@@ -154,6 +162,11 @@ impl Metrics {
 
     pub fn instantiated(&self, instance: &str, elapsed: Duration) {
         self.instantiation_seconds.get_or_create(&Instance { instance: instance.to_string() }).observe(elapsed.as_secs_f64());
+    }
+
+    /// A call of `instance` left the worker that took it for the plugin threads.
+    pub fn call_moved(&self, instance: &str) {
+        self.moved.get_or_create(&Instance { instance: instance.to_string() }).inc();
     }
 
     /// An outbound request to an allow-listed `host` ended with `status` (a status, or
@@ -248,6 +261,7 @@ mod tests {
         m.request("a", 200, Duration::ZERO);
         m.call_failure("a", "trap");
         m.instantiated("a", Duration::ZERO);
+        m.call_moved("a");
         m.outbound("a", "h", "2xx", Duration::ZERO);
         m.posted("debit");
         m.refused("debit", "insufficient-funds");

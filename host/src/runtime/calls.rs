@@ -61,12 +61,18 @@ impl Runtime {
         let instance = instance.clone();
         let move_now = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = move_now.clone();
-        self.pool.run(move_now, async move {
-            let result = runtime.warm_handle(&instance, request, deadline, flag).await;
-            drop(permits);
-            result
-        })
-        .await
+        let name = instance.name().to_string();
+        self.pool
+            .run(
+                move_now,
+                async move {
+                    let result = runtime.warm_handle(&instance, request, deadline, flag).await;
+                    drop(permits);
+                    result
+                },
+                || self.services.metrics.call_moved(&name),
+            )
+            .await
     }
 
     /// The body of `call_handle_warm`, on a plugin thread.

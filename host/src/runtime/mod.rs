@@ -306,19 +306,23 @@ impl Runtime {
         let move_now = store.data().move_now.clone();
         let result = self
             .pool
-            .run(move_now, async move {
-                let result = match tokio::time::timeout(deadline, f(&mut store, &inst)).await {
-                    Err(_) => Err(CallFailure::Deadline),
-                    Ok(Err(e)) => Err(CallFailure::from_wasmtime(e)),
-                    Ok(Ok(r)) => Ok(r),
-                };
-                // Before the answer, so a caller holding the only other handle on the
-                // instance (`link_instance`) can take it back.
-                drop(store);
-                drop(inst);
-                drop(permits);
-                result
-            })
+            .run(
+                move_now,
+                async move {
+                    let result = match tokio::time::timeout(deadline, f(&mut store, &inst)).await {
+                        Err(_) => Err(CallFailure::Deadline),
+                        Ok(Err(e)) => Err(CallFailure::from_wasmtime(e)),
+                        Ok(Ok(r)) => Ok(r),
+                    };
+                    // Before the answer, so a caller holding the only other handle on the
+                    // instance (`link_instance`) can take it back.
+                    drop(store);
+                    drop(inst);
+                    drop(permits);
+                    result
+                },
+                || self.services.metrics.call_moved(instance.name()),
+            )
             .await;
         if let Err(failure) = &result {
             self.services.metrics.call_failure(instance.name(), failure.kind());

@@ -54,9 +54,9 @@ impl PluginPool {
 
     /// Runs `call` on the caller's task until it sets `move_now` (its epoch callback does,
     /// once the call has run guest code for a tick), then on a plugin thread, and waits for
-    /// it either way. Dropping the returned future cancels the call wherever it runs, as a
-    /// client that hangs up always did.
-    pub async fn run<R, F>(&self, move_now: Arc<AtomicBool>, call: F) -> Result<R, CallFailure>
+    /// it either way; `on_move` runs when it moves (the metric). Dropping the returned
+    /// future cancels the call wherever it runs, as a client that hangs up always did.
+    pub async fn run<R, F>(&self, move_now: Arc<AtomicBool>, call: F, on_move: impl FnOnce()) -> Result<R, CallFailure>
     where
         R: Send + 'static,
         F: Future<Output = Result<R, CallFailure>> + Send + 'static,
@@ -71,6 +71,7 @@ impl PluginPool {
         if let Some(result) = inline {
             return result;
         }
+        on_move();
         let runtime = self.runtime.as_ref().expect("plugin runtime lives until drop");
         let nice = self.nice;
         let rest = async move {
@@ -173,8 +174,10 @@ mod tests {
     async fn a_short_call_runs_on_the_callers_thread() {
         let pool = PluginPool::start(PoolSettings { threads: 1, nice: 7 }).unwrap();
         let caller = (thread_name(), nice_of_this_thread());
-        let ran = pool.run(Arc::new(AtomicBool::new(false)), async { Ok((thread_name(), nice_of_this_thread())) }).await.unwrap();
+        let moved = std::cell::Cell::new(false);
+        let ran = pool.run(Arc::new(AtomicBool::new(false)), async { Ok((thread_name(), nice_of_this_thread())) }, || moved.set(true)).await.unwrap();
         assert_eq!(ran, caller);
+        assert!(!moved.get(), "a call that stayed is not counted as moved");
     }
 
     #[tokio::test(flavor = "current_thread")]
@@ -182,7 +185,9 @@ mod tests {
         let pool = PluginPool::start(PoolSettings { threads: 1, nice: 7 }).unwrap();
         let host_nice = nice_of_this_thread();
         let flag = Arc::new(AtomicBool::new(false));
-        let (name, nice) = pool.run(flag.clone(), moving_call(flag)).await.unwrap();
+        let moved = std::cell::Cell::new(0);
+        let (name, nice) = pool.run(flag.clone(), moving_call(flag), || moved.set(moved.get() + 1)).await.unwrap();
+        assert_eq!(moved.get(), 1, "the move is reported once");
         assert_eq!(name.as_deref(), Some("payhost-plugin"));
         assert_eq!(nice, (host_nice + 7).min(19));
         assert_eq!(nice_of_this_thread(), host_nice, "the caller's thread keeps its priority");
@@ -210,7 +215,7 @@ mod tests {
                 Ok(())
             }
         };
-        let mut caller = Box::pin(pool.run(flag, call));
+        let mut caller = Box::pin(pool.run(flag, call, || {}));
         // Poll until the call has moved and is waiting on the plugin thread.
         for _ in 0..3 {
             assert!(futures::poll!(caller.as_mut()).is_pending());
@@ -234,9 +239,9 @@ mod tests {
                 Ok(())
             }
         };
-        let failure = pool.run(flag, call).await.unwrap_err();
+        let failure = pool.run(flag, call, || {}).await.unwrap_err();
         assert!(matches!(failure, CallFailure::Unavailable(_)), "{failure}");
         let flag = Arc::new(AtomicBool::new(false));
-        assert_eq!(pool.run(flag.clone(), moving_call(flag)).await.unwrap().0.as_deref(), Some("payhost-plugin"), "the pool still serves");
+        assert_eq!(pool.run(flag.clone(), moving_call(flag), || {}).await.unwrap().0.as_deref(), Some("payhost-plugin"), "the pool still serves");
     }
 }

@@ -1,8 +1,10 @@
-//! A batch of postings on PostgreSQL in a constant number of round trips, whatever its
-//! size: everything the batch needs is read at once (the idempotency keys, the reversal
+//! A batch of postings on PostgreSQL in two round trips, whatever its size: `BEGIN` and
+//! everything the batch needs are sent together (the idempotency keys, the reversal
 //! targets, the touched accounts locked in id order), the postings are applied one after
 //! another in memory with the same money rules as SQLite (`posting::plan`), and what the
-//! accepted ones write goes back in one pipelined round trip of set-based statements.
+//! accepted ones write goes back with the `COMMIT` in one pipelined round trip of
+//! set-based statements. (One round trip would need the money rules a second time, in
+//! PL/pgSQL, and the two backends could then refuse differently.)
 //!
 //! A refused posting writes nothing, exactly as if it had rolled back to its own
 //! savepoint: its key stays free and the accounts it would have opened stay unopened.
@@ -12,7 +14,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use deadpool_postgres::{GenericClient, Transaction};
+use deadpool_postgres::Client;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Statement;
 
@@ -52,21 +54,33 @@ struct Applied {
 /// of them runs: statements sent together then run in the order given, and a phase is
 /// one round trip. (A plain `query` prepares first, and a mix of cached and uncached
 /// statements would reach the server out of order.)
-async fn prepare_all<const N: usize>(tx: &Transaction<'_>, sql: [&str; N]) -> Res<[Statement; N]> {
-    let prepared = futures::future::try_join_all(sql.iter().map(|s| tx.prepare_cached(s))).await?;
+async fn prepare_all<const N: usize>(client: &Client, sql: [&str; N]) -> Res<[Statement; N]> {
+    let prepared = futures::future::try_join_all(sql.iter().map(|s| client.prepare_cached(s))).await?;
     Ok(prepared.try_into().unwrap_or_else(|_| unreachable!("one statement per SQL text")))
 }
 
-pub(super) async fn post_batch_once(tx: &Transaction<'_>, postings: &[Posting]) -> Res<Vec<PostingOutcome>> {
-    let mut applied = read(tx, postings).await?;
+/// Runs the batch as one transaction on `client`. On an error the transaction may still
+/// be open (or aborted) on the connection: the caller rolls it back (`roll_back`) before
+/// the connection does anything else.
+pub(super) async fn post_batch_once(client: &Client, postings: &[Posting]) -> Res<Vec<PostingOutcome>> {
+    let mut applied = read(client, postings).await?;
     let outcomes = postings.iter().enumerate().map(|(index, posting)| applied.apply(index, posting)).collect();
-    write(tx, postings, &applied).await?;
+    write(client, postings, &applied).await?;
     Ok(outcomes)
 }
 
-/// One pipelined round trip of reads (plus one for the entries of replayed keys, only
-/// when there are some).
-async fn read(tx: &Transaction<'_>, postings: &[Posting]) -> Res<Applied> {
+/// Ends whatever a failed `post_batch_once` left open; harmless when nothing is (the
+/// server only warns). A connection that cannot even do this is broken, and the pool
+/// drops it.
+pub(super) async fn roll_back(client: &Client) {
+    if let Err(e) = client.batch_execute("ROLLBACK").await {
+        tracing::debug!(error = %e, "rolling back a failed ledger batch");
+    }
+}
+
+/// `BEGIN` and the reads in one pipelined round trip (plus one for the entries of
+/// replayed keys, only when there are some).
+async fn read(client: &Client, postings: &[Posting]) -> Res<Applied> {
     let keys: Vec<&str> = postings.iter().map(|p| p.idempotency_key.as_str()).collect();
     let targets: Vec<&str> = postings.iter().filter_map(|p| p.reverses.as_deref()).collect();
     let mut ids: Vec<String> = postings.iter().flat_map(touched_accounts).collect();
@@ -75,7 +89,7 @@ async fn read(tx: &Transaction<'_>, postings: &[Posting]) -> Res<Applied> {
     type Params<'a> = Vec<&'a (dyn ToSql + Sync)>;
     let (by_key, by_target, by_id): (Params, Params, Params) = (vec![&keys], vec![&targets], vec![&ids]);
     let [by_key_sql, by_target_sql, by_id_sql] = prepare_all(
-        tx,
+        client,
         [
             "SELECT id, idempotency_key, request_hash FROM ledger_transactions WHERE idempotency_key = ANY($1)",
             "SELECT id, reverses, EXISTS (SELECT 1 FROM ledger_transactions r WHERE r.reverses = t.id) AS reversed
@@ -84,8 +98,14 @@ async fn read(tx: &Transaction<'_>, postings: &[Posting]) -> Res<Applied> {
         ],
     )
     .await?;
-    let (earlier, target_rows, account_rows) =
-        tokio::try_join!(tx.query(&by_key_sql, &by_key), tx.query(&by_target_sql, &by_target), tx.query(&by_id_sql, &by_id))?;
+    // Each request goes out when `try_join!` first polls it, in this order, so `BEGIN`
+    // reaches the server first and the reads run inside the transaction.
+    let (_, earlier, target_rows, account_rows) = tokio::try_join!(
+        client.batch_execute("BEGIN"),
+        client.query(&by_key_sql, &by_key),
+        client.query(&by_target_sql, &by_target),
+        client.query(&by_id_sql, &by_id)
+    )?;
     let mut applied = Applied::default();
     for row in &account_rows {
         let account = account_row(row)?;
@@ -108,8 +128,9 @@ async fn read(tx: &Transaction<'_>, postings: &[Posting]) -> Res<Applied> {
         applied.keys.insert(key, Earlier { transaction_id, request_hash });
     }
     if !replayed.is_empty() {
-        let statement = tx.prepare_cached("SELECT * FROM ledger_entries WHERE transaction_id = ANY($1) ORDER BY transaction_id, line_no").await?;
-        let found = tx.query(&statement, &[&replayed]).await?;
+        let statement =
+            client.prepare_cached("SELECT * FROM ledger_entries WHERE transaction_id = ANY($1) ORDER BY transaction_id, line_no").await?;
+        let found = client.query(&statement, &[&replayed]).await?;
         for entry in rows(found, entry_row)? {
             applied.entries.entry(entry.transaction_id.clone()).or_default().push(entry);
         }
@@ -177,9 +198,12 @@ impl Applied {
     }
 }
 
-/// Everything the accepted postings write, as four set-based statements sent together.
-async fn write(tx: &Transaction<'_>, postings: &[Posting], applied: &Applied) -> Res<()> {
+/// Everything the accepted postings write, as four set-based statements sent together
+/// with the `COMMIT`.
+async fn write(client: &Client, postings: &[Posting], applied: &Applied) -> Res<()> {
     if applied.written.is_empty() {
+        // Nothing to write, but the reads locked the accounts.
+        client.batch_execute("COMMIT").await?;
         return Ok(());
     }
     let opened: Vec<&AccountRow> = applied.opened.iter().map(|id| &applied.accounts[id]).collect();
@@ -219,7 +243,7 @@ async fn write(tx: &Transaction<'_>, postings: &[Posting], applied: &Applied) ->
     let entry_columns: [&(dyn ToSql + Sync); 9] = [&e_tx, &e_line, &e_account, &e_kind, &e_delta, &e_currency, &e_after, &e_reference, &e_at];
     let balances: [&(dyn ToSql + Sync); 2] = [&balance_ids, &balance_values];
     let [open_sql, transactions_sql, entries_sql, balances_sql] = prepare_all(
-        tx,
+        client,
         [
             "INSERT INTO accounts (id, currency, balance, overdraft, created_at)
              SELECT id, currency, 0, 0, at FROM UNNEST($1::text[], $2::text[], $3::int8[]) AS a(id, currency, at)",
@@ -236,12 +260,15 @@ async fn write(tx: &Transaction<'_>, postings: &[Posting], applied: &Applied) ->
     .await?;
     // Sent together; the server runs them in this order (accounts and transactions before
     // the entries that reference them). `WITH ORDINALITY ... ORDER BY` keeps the entries'
-    // sequence numbers in posting and line order.
+    // sequence numbers in posting and line order. A statement that fails aborts the
+    // transaction, and the server then turns the `COMMIT` into a rollback: its own reply
+    // is not an error, so success is all five replies succeeding.
     tokio::try_join!(
-        tx.execute(&open_sql, &opens),
-        tx.execute(&transactions_sql, &transactions),
-        tx.execute(&entries_sql, &entry_columns),
-        tx.execute(&balances_sql, &balances),
+        client.execute(&open_sql, &opens),
+        client.execute(&transactions_sql, &transactions),
+        client.execute(&entries_sql, &entry_columns),
+        client.execute(&balances_sql, &balances),
+        client.batch_execute("COMMIT"),
     )?;
     Ok(())
 }

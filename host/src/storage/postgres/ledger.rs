@@ -1,11 +1,11 @@
 //! PostgreSQL: accounts and postings, with the touched accounts locked in id order and
-//! lost races retried. Postings are group-committed: a batch is one transaction in a
-//! constant number of round trips (`batch`).
+//! lost races retried. Postings are group-committed: a batch is one transaction in two
+//! round trips (`batch`).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use deadpool_postgres::GenericClient;
+use deadpool_postgres::{GenericClient, Object};
 use futures::future::BoxFuture;
 use tokio_postgres::Row;
 
@@ -44,23 +44,42 @@ async fn entries_of<C: GenericClient>(client: &C, transaction_id: &str) -> Res<V
     rows(found, entry_row)
 }
 
-/// Applies `postings` in one transaction with one commit, in a constant number of round
-/// trips (`batch`); a batch that lost a race to another host (a deadlock, a
+/// Applies `postings` in one transaction with one commit, in two round trips
+/// (`batch`); a batch that lost a race to another host (a deadlock, a
 /// serialisation failure, or a key, account or reversal it could not see yet) is run
 /// again whole, and the rerun sees what the other host wrote.
 async fn post_batch(pool: &Connections, postings: &[Posting]) -> StorageResult<Vec<PostingOutcome>> {
-    let mut client = pool.get().await?;
+    let mut guard = Unfinished(Some(pool.get().await?));
+    let client = guard.0.as_ref().expect("set just above");
     let mut attempt = 1;
     loop {
-        let run = async {
-            let tx = client.transaction().await?;
-            let outcomes = batch::post_batch_once(&tx, postings).await?;
-            tx.commit().await?;
-            Res::Ok(outcomes)
-        };
-        match run.await {
-            Err(failure) if (failure.is_lost_race() || failure.is_unique_violation()) && attempt < POST_ATTEMPTS => attempt += 1,
-            other => return Ok(other?),
+        match batch::post_batch_once(client, postings).await {
+            Ok(outcomes) => {
+                guard.0 = None;
+                return Ok(outcomes);
+            }
+            Err(failure) => {
+                batch::roll_back(client).await;
+                if !(failure.is_lost_race() || failure.is_unique_violation()) || attempt >= POST_ATTEMPTS {
+                    guard.0 = None;
+                    return Err(failure.into());
+                }
+                attempt += 1;
+            }
+        }
+    }
+}
+
+/// The connection of a batch that was dropped half way (its caller went away): its
+/// transaction may still be open, so the connection is closed rather than handed back to
+/// the pool, and the server rolls back what it left. A finished batch clears it, and the
+/// connection goes back as usual.
+struct Unfinished(Option<Object>);
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            drop(Object::take(client));
         }
     }
 }
