@@ -34,7 +34,8 @@ pub struct Running {
 
 impl Running {
     /// Stops accepting, lets in-flight requests finish within `runtime.shutdown_grace_ms`
-    /// (the listeners close what is left), stops the job workers.
+    /// (the listeners close what is left), stops the job workers, and waits for the calls
+    /// of the requests it closed to be cancelled.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         self.jobs.shutdown().await;
@@ -43,6 +44,9 @@ impl Running {
             // The listeners bound themselves by the grace; this only guards against a
             // task that never ends.
             let _ = tokio::time::timeout(grace + std::time::Duration::from_secs(1), task).await;
+        }
+        if !self.live.runtime.wait_for_calls_to_end(std::time::Duration::from_secs(1)).await {
+            tracing::warn!("plugin calls were still running when the host exited");
         }
     }
 }

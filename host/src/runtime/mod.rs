@@ -60,6 +60,8 @@ pub struct Runtime {
     pub registry: Registry,
     pub config: ArcSwap<Config>,
     calls: Arc<tokio::sync::Semaphore>,
+    /// How many slots `calls` has.
+    call_slots: u32,
     /// Where every plugin call runs: threads of their own, so plugins never hold the
     /// workers that accept connections and serve the host's own routes.
     pool: PluginPool,
@@ -86,6 +88,7 @@ impl Runtime {
             registry: Registry::new(Table::default()),
             config: ArcSwap::from_pointee(config.clone()),
             calls: Arc::new(tokio::sync::Semaphore::new(slots_needed as usize * 2)),
+            call_slots: slots_needed * 2,
             pool,
             config_generation: AtomicU64::new(0),
             request_seq: AtomicU64::new(0),
@@ -346,6 +349,15 @@ impl Runtime {
             return Err(CallFailure::Busy("the host is running its limit of plugin calls (runtime.max_concurrent_requests)".into()));
         };
         Ok((own, host))
+    }
+
+    /// Waits, at most `limit`, until no plugin call is running (every slot of the host's
+    /// limit is back); false when some still are. For shutdown, once the listeners have
+    /// dropped the requests that outlived the grace: their moved calls are then cancelled
+    /// at the next epoch tick, and the process must not exit under them, since their
+    /// timers belong to the host's runtime that exiting tears down.
+    pub async fn wait_for_calls_to_end(&self, limit: std::time::Duration) -> bool {
+        tokio::time::timeout(limit, self.calls.acquire_many(self.call_slots)).await.is_ok_and(|permits| permits.is_ok())
     }
 
     pub fn current(&self, name: &str) -> Result<Arc<LoadedInstance>, CallFailure> {
