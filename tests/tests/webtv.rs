@@ -519,3 +519,44 @@ async fn a_declining_saved_card_suspends_the_profile() {
     assert_eq!(tries.len(), 2, "{tries:?}");
     assert!(tries.contains(&format!("{profile}-p0")) && tries.contains(&format!("{profile}-p0-r1")), "{tries:?}");
 }
+
+/// Many profiles due at the same moment: every one is charged exactly once, by its own
+/// timer, and the balances add up. It also prints how many recurring charges per second
+/// the host decided (a measurement, never asserted; `PAYHOST_BENCH_PROFILES` sets how
+/// many, and with `PAYHOST_TEST_BINARY` naming a release build it is the WebTV figure of
+/// BENCHMARKS.md:
+/// `PAYHOST_TEST_PREBUILT=1 cargo test -p payhost-tests --test webtv -- --nocapture a_recurring_run`).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_recurring_run_charges_every_due_profile_once() {
+    // 40 by default: more than two rounds of the job worker's 16 timers.
+    let profiles: usize = std::env::var("PAYHOST_BENCH_PROFILES").ok().and_then(|n| n.parse().ok()).unwrap_or(40);
+    let mut s = balance_setup("").await;
+    let now = s.host.now().await;
+    let due = now + DAY;
+    for i in 0..profiles {
+        let user = format!("run-{i}");
+        s.credit(&user, "20.00", &format!("fund-{i}")).await;
+        let order = Order::new(&format!("run-order-{i}"), "1.00", &user).with_item(RecurringItem::new("GOLD", "9.99", "MONTH", 1, due));
+        let r = s.pay(&order).await;
+        assert_eq!(r.items[0].status, "Active", "{i}");
+    }
+    let paid = |s: &Setup| s.host.logs().matches("webtv recurring charge paid").count();
+    assert_eq!(paid(&s), 0, "nothing is charged before its date");
+
+    let started = std::time::Instant::now();
+    s.advance_to(due).await;
+    let all = s.host.wait_until(WAIT * 4, || async { paid(&s) >= profiles }).await;
+    let elapsed = started.elapsed();
+    assert!(all, "{} of {profiles} profiles charged:\n{}", paid(&s), s.host.logs());
+    // Give a timer that would charge twice time to fire before the totals are checked.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(paid(&s), profiles, "each profile is charged once");
+    for i in 0..profiles {
+        assert_eq!(s.balance(&format!("run-{i}")).await, "9.01", "profile {i}: the order's 1.00 and one period's 9.99");
+    }
+    println!(
+        "webtv recurring run: {profiles} profiles in {:.3} s = {:.0} charges/s",
+        elapsed.as_secs_f64(),
+        profiles as f64 / elapsed.as_secs_f64()
+    );
+}
