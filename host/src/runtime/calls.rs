@@ -58,19 +58,18 @@ impl Runtime {
         let permits = self.call_permits(instance)?;
         let deadline = instance.deadline();
         let runtime = self.clone();
-        let instance = instance.clone();
+        let owned = instance.clone();
         let move_now = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = move_now.clone();
-        let name = instance.name().to_string();
         self.pool
             .run(
                 move_now,
                 async move {
-                    let result = runtime.warm_handle(&instance, request, deadline, flag).await;
+                    let result = runtime.warm_handle(&owned, request, deadline, flag).await;
                     drop(permits);
                     result
                 },
-                || self.services.metrics.call_moved(&name),
+                || self.services.metrics.call_moved(instance.name()),
             )
             .await
     }

@@ -105,4 +105,3 @@ pub fn spawn_epoch_ticker(engine: &Engine) {
         })
         .expect("spawn epoch thread");
 }
-

@@ -85,11 +85,12 @@ pub fn new_store(
     let memory = (ctx.config.limits.memory_mb as usize) << 20;
     let wasi = WasiCtx::builder().wall_clock(WasiWallClock(ctx.services.clock.clone())).build();
     let limits = StoreLimitsBuilder::new().memory_size(memory).trap_on_grow_failure(true).build();
+    let started_at = Instant::now();
     let state = PluginState {
         ctx,
         request_id: request_id.to_string(),
-        deadline_at: Instant::now() + deadline,
-        started_at: Instant::now(),
+        deadline_at: started_at + deadline,
+        started_at,
         move_now: Arc::new(AtomicBool::new(false)),
         wasi,
         table: ResourceTable::new(),
@@ -127,8 +128,9 @@ pub const MOVE_AFTER: Duration = Duration::from_millis(1);
 /// Starts a new call's deadline in a store that served before (a warm instance), with the
 /// flag the new call's `pool::PluginPool::run` watches.
 pub fn restart_deadline(store: &mut Store<PluginState>, deadline: Duration, move_now: Arc<AtomicBool>) {
-    store.data_mut().deadline_at = Instant::now() + deadline;
-    store.data_mut().started_at = Instant::now();
+    let started_at = Instant::now();
+    store.data_mut().deadline_at = started_at + deadline;
+    store.data_mut().started_at = started_at;
     store.data_mut().move_now = move_now;
     store.set_epoch_deadline(1);
 }

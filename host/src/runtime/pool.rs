@@ -82,29 +82,13 @@ impl PluginPool {
             call.await
         };
         // The caller's span goes along, so what the call logs stays under its request.
-        let task = CancelOnDrop(runtime.spawn(rest.in_current_span()));
+        // Aborted when its caller goes away.
+        let task = tokio_util::task::AbortOnDropHandle::new(runtime.spawn(rest.in_current_span()));
         match task.await {
             Ok(result) => result,
             Err(e) if e.is_panic() => Err(CallFailure::Unavailable("the plugin call panicked in the host".into())),
             Err(_) => Err(CallFailure::Unavailable("the host is shutting down".into())),
         }
-    }
-}
-
-/// A moved call's task, aborted when its caller goes away.
-struct CancelOnDrop<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Future for CancelOnDrop<T> {
-    type Output = Result<T, tokio::task::JoinError>;
-
-    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
-        std::pin::Pin::new(&mut self.0).poll(cx)
-    }
-}
-
-impl<T> Drop for CancelOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 
