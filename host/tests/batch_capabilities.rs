@@ -1,9 +1,11 @@
-//! The batch calls of contract 0.2.1 (`ledger.post-batch`, `store.set-many`) as a
-//! plugin's call reaches them, without wasm: a `PluginState` on a real storage backend,
-//! driven through the WIT `Host` traits the linker wires to the component. Each posting
-//! of a batch is its own exactly-once call (own key, own refusal, own replay) inside one
-//! commit; a store batch is all or nothing, and held back with the other writes while a
-//! payment event is handled.
+//! The batch calls of contracts 0.2.1 (`ledger.post-batch`, `store.set-many`) and 0.2.2
+//! (`store.compare-and-swap-many`, `checkout.charge-many`) as a plugin's call reaches
+//! them, without wasm: a `PluginState` on a real storage backend, driven through the WIT
+//! `Host` traits the linker wires to the component. Each posting of a batch is its own
+//! exactly-once call (own key, own refusal, own replay) inside one commit; a store batch
+//! is all or nothing, a guarded group is written whole or skipped whole, and both are
+//! held back with the other writes while a payment event is handled; each charge of a
+//! balance batch is the charge its own call would make.
 
 mod support;
 
@@ -21,8 +23,9 @@ use payhost::services::Services;
 use payhost::storage::KvWrite;
 use payhost::wit::ledger::{self, BatchPosting, DebitLine, Entry, Host as _, PostingKind};
 use payhost::wit::payment_system::exports::payhost::gateway::processor::Webhook;
-use payhost::wit::payments::{ChargeRequest, Checkout, CheckoutRequest, PaymentEvent, RefundResult};
-use payhost::wit::store::{self, Host as _};
+use payhost::wit::checkout::Host as _;
+use payhost::wit::payments::{self, ChargeRequest, Checkout, CheckoutRequest, PaymentEvent, PaymentStatus, RefundResult};
+use payhost::wit::store::{self, Expectation, GuardedWrite, Host as _};
 use payhost::wit::types::Request;
 use support::TestDb;
 
@@ -31,6 +34,9 @@ on_both_backends!(
     postings_replay_in_a_batch_as_their_own_calls_would,
     a_store_batch_is_all_or_nothing,
     a_store_batch_is_held_back_with_a_payment_events_writes,
+    guarded_groups_are_written_whole_or_skipped_whole,
+    guarded_groups_are_held_back_with_a_payment_events_writes,
+    a_balance_charge_batch_is_each_charge_as_its_own_call,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -63,7 +69,8 @@ impl PaymentSystems for NoPaymentSystems {
 
 /// One call's state of instance `batchy`, as the runtime builds it for a plugin call.
 async fn call(db: &TestDb) -> PluginState {
-    let config: PluginConfig = toml::from_str("name = \"batchy\"\ncomponent = \"batchy.wasm\"\nmount = \"/batchy\"").expect("plugin config");
+    let config: PluginConfig =
+        toml::from_str("name = \"batchy\"\ncomponent = \"batchy.wasm\"\nmount = \"/batchy\"\npayment_systems = [\"balance\"]").expect("plugin config");
     let services = Services::new(db.open().await, HostClock::system(), reqwest::Client::new(), JobWaker::default());
     PluginState {
         ctx: Arc::new(InstanceContext::new(config, Secrets::default(), services)),
@@ -245,4 +252,128 @@ async fn a_store_batch_is_held_back_with_a_payment_events_writes(db: &TestDb) {
         state.take_held_writes(),
         vec![KvWrite::Put { key: "held".into(), value: b"2".to_vec() }, KvWrite::Delete { key: "old".into() }]
     );
+}
+
+fn guarded(key: &str, expect: Expectation, value: Option<&[u8]>) -> GuardedWrite {
+    GuardedWrite { key: key.into(), expect, value: value.map(<[u8]>::to_vec) }
+}
+
+async fn guarded_groups_are_written_whole_or_skipped_whole(db: &TestDb) {
+    let mut state = call(db).await;
+    state.set("b".into(), b"1".to_vec()).await.expect("set");
+    state.set("gone".into(), b"x".to_vec()).await.expect("set");
+
+    let written = state
+        .compare_and_swap_many(vec![
+            vec![guarded("a", Expectation::Absent, Some(b"1"))],
+            // One expectation fails: the unconditional write beside it is skipped too.
+            vec![guarded("b", Expectation::Equals(b"2".to_vec()), Some(b"3")), guarded("c", Expectation::Any, Some(b"1"))],
+            // A later group sees what an earlier one wrote.
+            vec![guarded("a", Expectation::Equals(b"1".to_vec()), Some(b"2")), guarded("gone", Expectation::Any, None)],
+            vec![guarded("b", Expectation::Equals(b"1".to_vec()), Some(b"4"))],
+        ])
+        .await
+        .expect("compare-and-swap-many");
+    assert_eq!(written, [true, false, true, true]);
+    let storage = state.services().storage.clone();
+    let stored = |key: &'static str| {
+        let storage = storage.clone();
+        async move { storage.kv_get("batchy", key).await.expect("kv_get") }
+    };
+    assert_eq!(stored("a").await, Some(b"2".to_vec()));
+    assert_eq!(stored("b").await, Some(b"4".to_vec()));
+    assert_eq!(stored("c").await, None, "the skipped group wrote nothing");
+    assert_eq!(stored("gone").await, None);
+
+    // A refused write (bad key, value over the limit, too many in all) refuses the call
+    // whole: not even the groups that would hold are written.
+    let bad = state
+        .compare_and_swap_many(vec![vec![guarded("d", Expectation::Absent, Some(b"1"))], vec![guarded("bad\u{1}", Expectation::Any, None)]])
+        .await;
+    assert!(matches!(bad, Err(store::Error::TooLarge(_))), "{bad:?}");
+    let huge = vec![0u8; (1 << 20) + 1];
+    let too_big = state.compare_and_swap_many(vec![vec![guarded("d", Expectation::Absent, Some(&huge))]]).await;
+    assert!(matches!(too_big, Err(store::Error::TooLarge(_))), "{too_big:?}");
+    let many: Vec<Vec<GuardedWrite>> = (0..171).map(|i| (0..3).map(|j| guarded(&format!("m{i}-{j}"), Expectation::Any, Some(b"1"))).collect()).collect();
+    assert!(matches!(state.compare_and_swap_many(many).await, Err(store::Error::TooLarge(_))));
+    assert_eq!(stored("d").await, None);
+    assert_eq!(storage.kv_list("batchy", "m", None, 10).await.expect("kv_list"), Vec::<String>::new());
+}
+
+async fn guarded_groups_are_held_back_with_a_payment_events_writes(db: &TestDb) {
+    let mut state = call(db).await;
+    state.set("rec".into(), b"v1".to_vec()).await.expect("set");
+    state.hold_store_writes();
+    let written = state
+        .compare_and_swap_many(vec![
+            vec![guarded("rec", Expectation::Equals(b"v1".to_vec()), Some(b"v2")), guarded("idx", Expectation::Any, Some(b""))],
+            vec![guarded("rec", Expectation::Equals(b"v1".to_vec()), Some(b"v3"))],
+        ])
+        .await
+        .expect("compare-and-swap-many");
+    // The second group sees the first one's buffered write and is skipped.
+    assert_eq!(written, [true, false]);
+    assert_eq!(state.get("rec".into()).await.expect("get"), Some(b"v2".to_vec()));
+    let storage = state.services().storage.clone();
+    assert_eq!(storage.kv_get("batchy", "rec").await.expect("kv_get"), Some(b"v1".to_vec()), "nothing reaches storage before the event commits");
+    // The value read from storage is re-checked when the event commits.
+    assert_eq!(
+        state.take_held_writes(),
+        vec![
+            KvWrite::Expect { key: "rec".into(), value: Some(b"v1".to_vec()) },
+            KvWrite::Put { key: "rec".into(), value: b"v2".to_vec() },
+            KvWrite::Put { key: "idx".into(), value: Vec::new() },
+        ]
+    );
+}
+
+fn charge(reference: &str, customer: &str, amount: &str) -> ChargeRequest {
+    ChargeRequest {
+        amount: amount.into(),
+        currency: "RUB".into(),
+        description: "subscription".into(),
+        reference: reference.into(),
+        customer: customer.into(),
+        saved_method: None,
+    }
+}
+
+async fn a_balance_charge_batch_is_each_charge_as_its_own_call(db: &TestDb) {
+    let mut state = call(db).await;
+    funded(&mut state, "dave", "10.00").await;
+    let first = state.charge("balance".into(), charge("r0", "dave", "1.00")).await.expect("charge");
+
+    let requests = vec![
+        // Charged before by a plain `charge`: the same payment, no second debit.
+        charge("r0", "dave", "1.00"),
+        charge("r1", "dave", "3.00"),
+        // More than dave has left: a failed payment, alone.
+        charge("r2", "dave", "6.01"),
+        charge("r3", "nobody", "1.00"),
+        charge("r4", "dave", "2.00"),
+    ];
+    let events = state.charge_many("balance".into(), requests.clone()).await;
+    let statuses: Vec<PaymentStatus> = events.iter().map(|e| e.as_ref().expect("an answer").status).collect();
+    assert_eq!(statuses, [PaymentStatus::Succeeded, PaymentStatus::Succeeded, PaymentStatus::Failed, PaymentStatus::Failed, PaymentStatus::Succeeded]);
+    assert_eq!(events[0].as_ref().unwrap().external_id, first.external_id);
+    assert!(events[2].as_ref().unwrap().message.as_deref().unwrap_or_default().contains("insufficient funds"), "{:?}", events[2]);
+    assert_eq!(balance(&mut state, "dave").await, "4.00");
+
+    // The batch again takes nothing more and answers the same payments; a plain charge
+    // of a batch reference is that payment too.
+    let again = state.charge_many("balance".into(), requests).await;
+    for (a, b) in events.iter().zip(&again) {
+        let (a, b) = (a.as_ref().unwrap(), b.as_ref().unwrap());
+        assert_eq!((a.status, &a.external_id), (b.status, &b.external_id));
+    }
+    let plain = state.charge("balance".into(), charge("r4", "dave", "2.00")).await.expect("charge replay");
+    assert_eq!(plain.external_id, events[4].as_ref().unwrap().external_id);
+    assert_eq!(balance(&mut state, "dave").await, "4.00");
+
+    // A system the instance is not granted: every request is refused, nothing moves.
+    let refused = state.charge_many("card".into(), vec![charge("r5", "dave", "1.00")]).await;
+    assert!(matches!(&refused[0], Err(payments::Error::UnknownSystem(_))), "{refused:?}");
+    let too_many: Vec<ChargeRequest> = (0..513).map(|i| charge(&format!("m{i}"), "dave", "0.01")).collect();
+    assert!(state.charge_many("balance".into(), too_many).await.iter().all(|r| matches!(r, Err(payments::Error::Rejected(_)))));
+    assert_eq!(balance(&mut state, "dave").await, "4.00");
 }

@@ -63,11 +63,11 @@ fn host_needed_but_not_granted() {
 
 #[test]
 fn plugin_built_against_another_wit_version() {
-    // The same component with every `payhost:gateway/...@0.2.1` name turned into 0.9.0:
+    // The same component with every `payhost:gateway/...@0.2.2` name turned into 0.9.0:
     // exactly what a plugin built against a future WIT would import and export.
     let bytes = std::fs::read(plugin_wasm("faulty")).unwrap();
     let mut patched = bytes.clone();
-    let (from, to) = (b"@0.2.1", b"@0.9.0");
+    let (from, to) = (b"@0.2.2", b"@0.9.0");
     let prefix = b"payhost:gateway/";
     let mut i = 0;
     while i + prefix.len() < patched.len() {
@@ -90,7 +90,7 @@ fn plugin_built_against_another_wit_version() {
         &[
             "plugin `a`",
             "built against payhost:gateway@0.9.0, which this host does not serve",
-            "it serves payhost:gateway@0.1.0 and payhost:gateway@0.2.1",
+            "it serves payhost:gateway@0.1.0 and payhost:gateway@0.2.2",
             "Rebuild the plugin",
         ],
     );

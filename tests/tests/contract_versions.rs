@@ -16,12 +16,13 @@ const LEGACY_KEY: &str = "legacy-secret-key-1";
 const API_TOKEN: &str = "tok en&=/secret+42";
 
 /// The template component as a plugin built against `payhost:gateway@0.2.0` would be:
-/// every `payhost:gateway/...@0.2.1` name it imports and exports turned into `@0.2.0`.
-/// It uses none of 0.2.1's additions, so this is exactly what the 0.2.0 sdk built.
+/// every `payhost:gateway/...@0.2.2` name it imports and exports turned into `@0.2.0`.
+/// It uses none of the additions of 0.2.1 and 0.2.2, so this is exactly what the 0.2.0
+/// sdk built.
 fn template_built_against_0_2_0(dir: &std::path::Path) -> std::path::PathBuf {
     let bytes = std::fs::read(plugin_wasm("template")).unwrap();
     let (from, to) = (format!("@{}", payhost_wit::VERSION), "@0.2.0");
-    assert_eq!(from, "@0.2.1", "wit/ moved on: point this at the patch before the current one");
+    assert_eq!(from, "@0.2.2", "wit/ moved on: point this at the patch before the current one");
     let mut patched = bytes.clone();
     for i in 0..patched.len().saturating_sub(from.len()) {
         if patched[i..].starts_with(from.as_bytes()) {
@@ -115,7 +116,7 @@ async fn a_0_1_component_serves_beside_0_2_plugins() {
     assert_eq!(version("template"), payhost_wit::VERSION);
     assert_eq!(version("template020"), "0.2.0");
 
-    // The 0.2.0 component's imports resolve to the 0.2.1 definitions (a store round
+    // The 0.2.0 component's imports resolve to the current definitions (a store round
     // trip) and its exports are found under their 0.2.0 names (`handle`).
     let put = host.client().put(host.url("/template020/store/k")).body("from 0.2.0").send().await.unwrap();
     assert_eq!(put.status().as_u16(), 200);

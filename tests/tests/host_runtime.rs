@@ -236,7 +236,7 @@ async fn faulty_plugins_fail_alone() {
     let (_, plugins) = host.admin("GET", "/plugins", None).await;
     let faulty = plugins["plugins"].as_array().unwrap().iter().find(|p| p["name"] == "faulty").unwrap().clone();
     assert_eq!(faulty["errors"], 3);
-    assert_eq!(faulty["wit_version"], "0.2.1");
+    assert_eq!(faulty["wit_version"], "0.2.2");
 }
 
 #[tokio::test(flavor = "multi_thread")]

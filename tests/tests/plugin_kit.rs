@@ -73,10 +73,10 @@ async fn a_new_plugin_builds_tests_checks_and_serves_from_outside_the_workspace(
     let env = [("ACME_GATEWAY_SECRET", SECRET)];
     let (ok, out, err) = payhost(&["plugin", "check", &wasm_arg, "--config", &sample, "--instance", NAME], &env);
     assert!(ok, "plugin check refused the sample config:\n{out}{err}");
-    for expected in ["world          provider", "contract       payhost:gateway@0.2.1 (current)", "secrets        signing_key", "greeting (optional)"] {
+    for expected in ["world          provider", "contract       payhost:gateway@0.2.2 (current)", "secrets        signing_key", "greeting (optional)"] {
         assert!(out.contains(expected), "plugin check lacks {expected:?}:\n{out}");
     }
-    let signing = out.lines().find(|l| l.contains("payhost:gateway/signing@0.2.1")).unwrap_or_else(|| panic!("no signing import:\n{out}"));
+    let signing = out.lines().find(|l| l.contains("payhost:gateway/signing@0.2.2")).unwrap_or_else(|| panic!("no signing import:\n{out}"));
     assert!(signing.contains("hmac"), "{signing}");
     assert!(out.contains("grants exactly what the plugin declares"), "{out}");
 
@@ -132,7 +132,7 @@ fn plugin_check_names_each_missing_and_undeclared_grant() {
 
     // A component of a contract this host does not serve is refused with its message.
     let mut bytes = std::fs::read(&faulty).unwrap();
-    let (from, to) = (b"@0.2.1", b"@0.7.0");
+    let (from, to) = (b"@0.2.2", b"@0.7.0");
     for i in 0..bytes.len().saturating_sub(from.len()) {
         if bytes[i..].starts_with(from) {
             bytes[i..i + from.len()].copy_from_slice(to);
@@ -142,7 +142,7 @@ fn plugin_check_names_each_missing_and_undeclared_grant() {
     std::fs::write(&future, bytes).unwrap();
     let (ok, _, err) = payhost(&["plugin", "check", &future.display().to_string()], &[]);
     assert!(!ok);
-    assert!(err.contains("built against payhost:gateway@0.7.0, which this host does not serve; it serves payhost:gateway@0.1.0 and payhost:gateway@0.2.1"), "{err}");
+    assert!(err.contains("built against payhost:gateway@0.7.0, which this host does not serve; it serves payhost:gateway@0.1.0 and payhost:gateway@0.2.2"), "{err}");
 
     // Without a config: what the component is and needs.
     let (ok, out, err) = payhost(&["plugin", "check", &faulty.display().to_string()], &[]);

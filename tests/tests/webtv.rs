@@ -520,15 +520,16 @@ async fn a_declining_saved_card_suspends_the_profile() {
     assert!(tries.contains(&format!("{profile}-p0")) && tries.contains(&format!("{profile}-p0-r1")), "{tries:?}");
 }
 
-/// Many profiles due at the same moment: every one is charged exactly once, by its own
-/// timer, and the balances add up. It also prints how many recurring charges per second
+/// Many profiles due at the same moment: every one is charged exactly once, by the
+/// charge run of that instant (batches of `charge-many` and `compare-and-swap-many`),
+/// and the balances add up. It also prints how many recurring charges per second
 /// the host decided (a measurement, never asserted; `PAYHOST_BENCH_PROFILES` sets how
 /// many, and with `PAYHOST_TEST_BINARY` naming a release build it is the WebTV figure of
 /// BENCHMARKS.md:
 /// `PAYHOST_TEST_PREBUILT=1 cargo test -p payhost-tests --test webtv -- --nocapture a_recurring_run`).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_recurring_run_charges_every_due_profile_once() {
-    // 40 by default: more than two rounds of the job worker's 16 timers.
+    // 40 by default; more than one batch of 128 with `PAYHOST_BENCH_PROFILES`.
     let profiles: usize = std::env::var("PAYHOST_BENCH_PROFILES").ok().and_then(|n| n.parse().ok()).unwrap_or(40);
     let mut s = balance_setup("").await;
     let now = s.host.now().await;

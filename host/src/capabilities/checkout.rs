@@ -14,6 +14,9 @@ use crate::wit::payments::{ChargeRequest, Checkout, CheckoutRequest, Error, Paym
 use crate::storage::PaymentKind;
 use crate::wit::payments::PaymentStatus;
 
+/// Most requests one `charge-many` takes (one ledger batch on `balance`).
+const MAX_BATCH_CHARGES: usize = 512;
+
 impl Host for PluginState {
     async fn start_checkout(&mut self, system: String, req: CheckoutRequest) -> Result<Checkout, Error> {
         let (ctx, request_id, systems) = call_parts(self);
@@ -48,6 +51,26 @@ impl Host for PluginState {
             }
         }
         Ok(event)
+    }
+
+    async fn charge_many(&mut self, system: String, requests: Vec<ChargeRequest>) -> Vec<Result<PaymentEvent, Error>> {
+        if requests.len() > MAX_BATCH_CHARGES {
+            let refusal = format!("charge-many takes at most {MAX_BATCH_CHARGES} requests, not {}", requests.len());
+            return requests.iter().map(|_| Err(Error::Rejected(refusal.clone()))).collect();
+        }
+        if let Err(e) = check_granted(&self.ctx, &system) {
+            return requests.iter().map(|_| Err(e.clone())).collect();
+        }
+        if system == BALANCE {
+            let ctx = self.ctx.clone();
+            return balance::charge_many(&ctx.services.ledger, &ctx.name, requests).await;
+        }
+        // A payment-system plugin takes one charge per call: the same path as `charge`.
+        let mut events = Vec::with_capacity(requests.len());
+        for req in requests {
+            events.push(self.charge(system.clone(), req).await);
+        }
+        events
     }
 
     async fn lookup(&mut self, system: String, external_id: String) -> Result<PaymentEvent, Error> {

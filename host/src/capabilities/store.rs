@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::wit::store::{Error, Host};
+use crate::wit::store::{Error, Expectation, GuardedWrite, Host};
 use super::state::PluginState;
 use crate::storage::{KvWrite, Storage, StorageError};
 
@@ -103,14 +103,34 @@ impl Host for PluginState {
         if let Some(buffer) = self.kv_buffer.as_mut() {
             for (key, value) in writes {
                 buffer.view.insert(key.clone(), value.clone());
-                buffer.writes.push(match value {
-                    Some(value) => KvWrite::Put { key, value },
-                    None => KvWrite::Delete { key },
-                });
+                buffer.writes.push(put_or_delete(key, value));
             }
             return Ok(());
         }
         self.services().storage.kv_set_many(self.instance(), &writes).await.map_err(backend)
+    }
+
+    async fn compare_and_swap_many(&mut self, groups: Vec<Vec<GuardedWrite>>) -> Result<Vec<bool>, Error> {
+        let total: usize = groups.iter().map(Vec::len).sum();
+        if total > MAX_BATCH_WRITES {
+            return Err(Error::TooLarge(format!("compare-and-swap-many takes at most {MAX_BATCH_WRITES} writes, not {total}")));
+        }
+        // Every write is checked before anything is written, so a refusal writes nothing.
+        for write in groups.iter().flatten() {
+            check_key(&write.key)?;
+            if let Some(value) = &write.value {
+                check_value(value)?;
+            }
+        }
+        if self.kv_buffer.is_some() {
+            let mut written = Vec::with_capacity(groups.len());
+            for group in groups {
+                written.push(buffer_group(self, group).await?);
+            }
+            return Ok(written);
+        }
+        let groups: Vec<Vec<KvWrite>> = groups.into_iter().map(kv_group).collect();
+        self.services().storage.kv_write_groups(self.instance(), &groups).await.map_err(backend)
     }
 
     async fn list_keys(&mut self, prefix: String, start_after: Option<String>, limit: u32) -> Result<Vec<String>, Error> {
@@ -136,6 +156,58 @@ impl Host for PluginState {
         }
         Ok(keys.into_iter().take(limit as usize).collect())
     }
+}
+
+fn put_or_delete(key: String, value: Option<Vec<u8>>) -> KvWrite {
+    match value {
+        Some(value) => KvWrite::Put { key, value },
+        None => KvWrite::Delete { key },
+    }
+}
+
+/// A WIT group as storage writes: its expectations first, then its writes in order.
+fn kv_group(group: Vec<GuardedWrite>) -> Vec<KvWrite> {
+    let mut writes = Vec::with_capacity(group.len() * 2);
+    for write in &group {
+        match &write.expect {
+            Expectation::Any => {}
+            Expectation::Absent => writes.push(KvWrite::Expect { key: write.key.clone(), value: None }),
+            Expectation::Equals(value) => writes.push(KvWrite::Expect { key: write.key.clone(), value: Some(value.clone()) }),
+        }
+    }
+    for write in group {
+        writes.push(put_or_delete(write.key, write.value));
+    }
+    writes
+}
+
+/// One group while a payment event is handled: checked against what this call sees, and
+/// when it holds, buffered like `compare-and-swap` (the commit re-checks every value that
+/// came from storage).
+async fn buffer_group(state: &mut PluginState, group: Vec<GuardedWrite>) -> Result<bool, Error> {
+    let mut from_storage = Vec::new();
+    for write in &group {
+        let expected = match &write.expect {
+            Expectation::Any => continue,
+            Expectation::Absent => None,
+            Expectation::Equals(value) => Some(value.clone()),
+        };
+        let buffered = state.kv_buffer.as_ref().is_some_and(|b| b.view.contains_key(&write.key));
+        let current = current(state, &write.key).await?;
+        if current != expected {
+            return Ok(false);
+        }
+        if !buffered {
+            from_storage.push(KvWrite::Expect { key: write.key.clone(), value: current });
+        }
+    }
+    let buffer = state.kv_buffer.as_mut().expect("only called while buffering");
+    buffer.writes.extend(from_storage);
+    for write in group {
+        buffer.view.insert(write.key.clone(), write.value.clone());
+        buffer.writes.push(put_or_delete(write.key, write.value));
+    }
+    Ok(true)
 }
 
 /// The key's value as this call sees it: buffered, else stored. (Takes what it needs

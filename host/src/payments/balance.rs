@@ -1,7 +1,7 @@
 //! The built-in `balance` payment method: pays from the subscriber's ledger account
 //! named by `customer`, final at charge time, refunded by reversing the transaction.
 
-use crate::ledger::{Ledger, LedgerError};
+use crate::ledger::{BatchKind, BatchPosting, DebitLine, Entry, Ledger, LedgerError};
 use crate::wit::payments::{ChargeRequest, Error, PaymentEvent, PaymentStatus, RefundResult};
 
 /// The method's name in `payment_systems` and in `checkout` calls.
@@ -9,8 +9,42 @@ pub const BALANCE: &str = "balance";
 
 /// Debits the customer's ledger account once per reference.
 pub async fn charge(ledger: &Ledger, provider: &str, req: ChargeRequest) -> Result<PaymentEvent, Error> {
-    let key = format!("balance-charge:{}", req.reference);
-    let result = ledger.debit(provider, &key, &req.customer, &req.amount, &req.currency, &req.reference).await;
+    let result = ledger.debit(provider, &charge_key(&req.reference), &req.customer, &req.amount, &req.currency, &req.reference).await;
+    answer(&req, result)
+}
+
+/// [`charge`] for many requests, their debits in one ledger batch (one durable commit);
+/// a one-line batch debit is the same request as `debit`, so each key replays across
+/// the two.
+pub async fn charge_many(ledger: &Ledger, provider: &str, requests: Vec<ChargeRequest>) -> Vec<Result<PaymentEvent, Error>> {
+    let postings: Vec<BatchPosting> = requests
+        .iter()
+        .map(|req| BatchPosting {
+            key: charge_key(&req.reference),
+            kind: BatchKind::Debit,
+            currency: req.currency.clone(),
+            lines: vec![DebitLine { account: req.customer.clone(), amount: req.amount.clone(), reference: req.reference.clone() }],
+        })
+        .collect();
+    let results = ledger.post_batch(provider, &postings).await;
+    requests
+        .iter()
+        .zip(results)
+        .map(|(req, result)| answer(req, result.and_then(only_entry)))
+        .collect()
+}
+
+/// The ledger idempotency key of the charge with this reference.
+fn charge_key(reference: &str) -> String {
+    format!("balance-charge:{reference}")
+}
+
+fn only_entry(entries: Vec<Entry>) -> Result<Entry, LedgerError> {
+    entries.into_iter().next().ok_or_else(|| LedgerError::Backend("a one-line debit posted no entry".into()))
+}
+
+/// The payment event (or error) a debit's result comes to.
+fn answer(req: &ChargeRequest, result: Result<Entry, LedgerError>) -> Result<PaymentEvent, Error> {
     let event = |status, external_id: String, message: Option<String>| PaymentEvent {
         system: BALANCE.into(),
         reference: req.reference.clone(),

@@ -25,5 +25,9 @@ pub trait KeyValueStore: Send + Sync {
     /// Writes every pair (`None`: deletes the key) in one transaction: all or none.
     /// Pairs apply in order, so a key written twice keeps its last value.
     async fn kv_set_many(&self, ns: &str, writes: &[(String, Option<Vec<u8>>)]) -> StorageResult<()>;
+    /// Groups of writes in one transaction. A group's `Expect`s are all checked first
+    /// (against what earlier groups wrote); when each holds, its puts and deletes apply in
+    /// order, otherwise none of them do. One answer per group: whether it was written.
+    async fn kv_write_groups(&self, ns: &str, groups: &[Vec<KvWrite>]) -> StorageResult<Vec<bool>>;
     async fn kv_list(&self, ns: &str, prefix: &str, start_after: Option<&str>, limit: u32) -> StorageResult<Vec<String>>;
 }

@@ -103,11 +103,12 @@ mod tests {
     fn components_run_on_the_contract_of_their_minor() {
         assert_eq!(Contract::for_version("0.1.0"), Some(Contract::V0_1));
         // An older patch of the current minor runs on the same linker (wasmtime resolves
-        // `@0.2.0` imports and exports to the `@0.2.1` definitions).
+        // `@0.2.0` and `@0.2.1` imports and exports to the `@0.2.2` definitions).
         assert_eq!(Contract::for_version("0.2.0"), Some(Contract::V0_2));
         assert_eq!(Contract::for_version("0.2.1"), Some(Contract::V0_2));
+        assert_eq!(Contract::for_version("0.2.2"), Some(Contract::V0_2));
         // A newer patch of 0.2 may import what this host does not have yet.
-        assert_eq!(Contract::for_version("0.2.2"), None);
+        assert_eq!(Contract::for_version("0.2.3"), None);
         assert_eq!(Contract::for_version("0.3.0"), None);
         assert_eq!(Contract::for_version("1.0.0"), None);
         assert_eq!(Contract::for_version("0.2"), None);
@@ -118,6 +119,6 @@ mod tests {
     fn the_refusal_names_the_version_and_the_served_ones() {
         let message = Contract::unsupported("0.9.0");
         assert!(message.contains("payhost:gateway@0.9.0"), "{message}");
-        assert!(message.contains("payhost:gateway@0.1.0 and payhost:gateway@0.2.1"), "{message}");
+        assert!(message.contains("payhost:gateway@0.1.0 and payhost:gateway@0.2.2"), "{message}");
     }
 }

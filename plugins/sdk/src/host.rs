@@ -14,6 +14,7 @@ pub use deliveries::Delivery;
 pub use ledger::{Account, BatchPosting, DebitLine, Entry, PostingKind};
 pub use payments::{ChargeRequest, Checkout, CheckoutRequest, PaymentEvent, RefundResult};
 pub use signing::{DigestAlgorithm, HmacAlgorithm, Part};
+pub use store::{Expectation, GuardedWrite};
 
 pub trait Host {
     // clock, settings, log
@@ -37,6 +38,9 @@ pub trait Host {
     fn store_list_keys(&self, prefix: &str, start_after: Option<&str>, limit: u32) -> Result<Vec<String>, store::Error>;
     /// Every write (`None`: delete) in one transaction, all or none (since 0.2.1).
     fn store_set_many(&self, writes: &[(String, Option<Vec<u8>>)]) -> Result<(), store::Error>;
+    /// Groups of guarded writes in one transaction, each written whole or skipped whole;
+    /// whether each was written (since 0.2.2).
+    fn store_compare_and_swap_many(&self, groups: &[Vec<GuardedWrite>]) -> Result<Vec<bool>, store::Error>;
 
     // outbound http
     fn send(&self, request: &http::Request) -> Result<http::Response, http::Error>;
@@ -60,6 +64,8 @@ pub trait Host {
     // checkout
     fn start_checkout(&self, system: &str, req: &CheckoutRequest) -> Result<Checkout, payments::Error>;
     fn charge(&self, system: &str, req: &ChargeRequest) -> Result<PaymentEvent, payments::Error>;
+    /// `charge` for each request, one result each; on `balance` one durable commit (since 0.2.2).
+    fn charge_many(&self, system: &str, requests: &[ChargeRequest]) -> Vec<Result<PaymentEvent, payments::Error>>;
     fn lookup(&self, system: &str, external_id: &str) -> Result<PaymentEvent, payments::Error>;
     fn refund(&self, system: &str, external_id: &str, amount: Option<&str>) -> Result<RefundResult, payments::Error>;
 }
@@ -113,6 +119,9 @@ impl Host for WasmHost {
     fn store_set_many(&self, writes: &[(String, Option<Vec<u8>>)]) -> Result<(), store::Error> {
         store::set_many(writes)
     }
+    fn store_compare_and_swap_many(&self, groups: &[Vec<GuardedWrite>]) -> Result<Vec<bool>, store::Error> {
+        store::compare_and_swap_many(groups)
+    }
 
     fn send(&self, request: &http::Request) -> Result<http::Response, http::Error> {
         http::send(request)
@@ -158,6 +167,9 @@ impl Host for WasmHost {
     }
     fn charge(&self, system: &str, req: &ChargeRequest) -> Result<PaymentEvent, payments::Error> {
         checkout::charge(system, req)
+    }
+    fn charge_many(&self, system: &str, requests: &[ChargeRequest]) -> Vec<Result<PaymentEvent, payments::Error>> {
+        checkout::charge_many(system, requests)
     }
     fn lookup(&self, system: &str, external_id: &str) -> Result<PaymentEvent, payments::Error> {
         checkout::lookup(system, external_id)

@@ -234,15 +234,49 @@ fn a_retried_timer_does_not_charge_twice() {
     order.items = vec![WebTvItem::monthly("GOLD", "10", START + DAY)];
     webtv_return(&host.get("/", &order.query()));
     let timer = host.timers().keys().next().unwrap().clone();
+    assert_eq!(timer, format!("run/{}", START + DAY), "one run timer for the due instant");
     host.advance(DAY);
     let cfg = host.cfg();
     crate::recurring::on_timer(&host, &cfg, &timer).unwrap();
-    // The host fires the same timer again: the profile has moved on, so it only sets
-    // the current timer again.
+    // The host fires the same timer again: the profile has moved on, so the run finds
+    // nothing due and only sets the timer of the next period again.
     crate::recurring::on_timer(&host, &cfg, &timer).unwrap();
     assert_eq!(host.wallet("7"), "80");
     assert_eq!(host.payments().charge_calls.borrow().len(), 2);
-    assert!(host.timers().contains_key("rp-3-109-0/t1"));
+    let next = crate::recurring::find(&host, "rp-3-109-0").unwrap().unwrap().next_attempt_at;
+    assert!(next > START + DAY);
+    assert!(host.timers().contains_key(&format!("run/{next}")), "{:?}", host.timers());
+}
+
+/// A profile made by a plugin version before the due index: no entry, a timer of its
+/// own. The timer charges it once and puts it in the index; fired again, it charges
+/// nothing.
+#[test]
+fn a_profile_with_its_own_timer_is_charged_once_and_joins_the_index() {
+    let host = balance_host();
+    host.fund_wallet("7", "100");
+    let mut order = WebTvOrder::new("110", "10");
+    order.items = vec![WebTvItem::monthly("GOLD", "10", START + DAY)];
+    webtv_return(&host.get("/", &order.query()));
+    for key in host.store_keys().into_iter().filter(|k| k.starts_with(crate::due::PREFIX)) {
+        host.store_delete(&key).unwrap();
+    }
+    host.clear_timers();
+    host.schedule_timer("rp-3-110-0/t0", payhost_sdk::host::Instant { seconds: START + DAY, nanoseconds: 0 }, &[]).unwrap();
+    host.advance(DAY);
+    let cfg = host.cfg();
+    crate::recurring::on_timer(&host, &cfg, "rp-3-110-0/t0").unwrap();
+    crate::recurring::on_timer(&host, &cfg, "rp-3-110-0/t0").unwrap();
+    assert_eq!(host.wallet("7"), "80");
+    let profile = crate::recurring::find(&host, "rp-3-110-0").unwrap().unwrap();
+    assert_eq!(profile.payments, 1);
+    let entries: Vec<String> = host.store_keys().into_iter().filter(|k| k.starts_with(crate::due::PREFIX)).collect();
+    assert_eq!(entries, vec![crate::due::key(profile.next_attempt_at, &profile.id)]);
+    assert!(host.timers().contains_key(&format!("run/{}", profile.next_attempt_at)), "{:?}", host.timers());
+    // From now on the run charges it.
+    host.advance(profile.next_attempt_at - START - DAY);
+    host.fire_due_timers();
+    assert_eq!(host.wallet("7"), "70");
 }
 
 #[test]
@@ -465,17 +499,80 @@ fn the_account_prefix_names_the_ledger_account() {
 }
 
 #[test]
-fn a_lost_timer_is_set_again_by_a_stale_one() {
+fn a_lost_timer_is_set_again_by_a_retried_run() {
     let host = balance_host();
     host.fund_wallet("7", "100");
     let mut order = WebTvOrder::new("211", "1");
     order.items = vec![WebTvItem::monthly("GOLD", "10", START + DAY)];
     webtv_return(&host.get("/", &order.query()));
     host.run_days(1);
-    // Simulate a crash between writing the profile and setting its next timer.
+    // Simulate a crash between writing the profile and setting its next timer: the
+    // host fires the run timer again, since it was never completed.
     host.clear_timers();
     let cfg = host.cfg();
-    crate::recurring::on_timer(&host, &cfg, "rp-3-211-0/t0").unwrap();
-    assert_eq!(host.timers().keys().cloned().collect::<Vec<_>>(), vec!["rp-3-211-0/t1".to_string()]);
+    crate::recurring::on_timer(&host, &cfg, &format!("run/{}", START + DAY)).unwrap();
+    let next = crate::recurring::find(&host, "rp-3-211-0").unwrap().unwrap().next_attempt_at;
+    assert_eq!(host.timers().keys().cloned().collect::<Vec<_>>(), vec![format!("run/{next}")]);
     assert_eq!(host.wallet("7"), "89");
+}
+
+/// More profiles due at once than one batch takes: every one is charged exactly once,
+/// and each is left with one entry, for its next period.
+#[test]
+fn a_run_charges_due_profiles_in_batches() {
+    let host = balance_host();
+    let count = crate::charge_run::BATCH as usize + 5;
+    for i in 0..count {
+        host.fund_wallet(&format!("u{i}"), "30");
+        let mut order = WebTvOrder::new(&format!("5{i:03}"), "1");
+        order.id_user = format!("u{i}");
+        order.items = vec![WebTvItem::monthly("GOLD", "10", START + DAY)];
+        assert_eq!(webtv_return(&host.get("/", &order.query())).get("status"), "SUCCESS");
+    }
+    assert_eq!(host.timers().len(), 1, "one run timer for one due instant: {:?}", host.timers());
+    let before = host.payments().charge_calls.borrow().len();
+    host.run_days(1);
+    assert_eq!(host.payments().charge_calls.borrow().len() - before, count);
+    for i in 0..count {
+        assert_eq!(host.wallet(&format!("u{i}")), "19", "customer {i}");
+        let profile = crate::recurring::find(&host, &format!("rp-3-5{i:03}-0")).unwrap().unwrap();
+        assert_eq!((profile.payments, profile.next_index), (1, 1));
+    }
+    let entries = host.store_keys().into_iter().filter(|k| k.starts_with(crate::due::PREFIX)).count();
+    assert_eq!(entries, count, "each profile has one entry, for its next period");
+}
+
+/// An `rp_cancel` that lands between a run's charge and its write: the run's write of
+/// that profile is skipped, the cancellation stays, and the money taken is still
+/// recorded on the profile; the other profile of the batch is charged as usual.
+#[test]
+fn a_cancel_racing_a_run_keeps_the_cancel_and_records_the_money() {
+    let host = balance_host();
+    for (user, order_id) in [("71", "601"), ("72", "602")] {
+        host.fund_wallet(user, "30");
+        let mut order = WebTvOrder::new(order_id, "1");
+        order.id_user = user.into();
+        order.items = vec![WebTvItem::monthly("GOLD", "10", START + DAY)];
+        assert_eq!(webtv_return(&host.get("/", &order.query())).get("status"), "SUCCESS");
+    }
+    host.advance(DAY);
+    // The profile's first guarded write after this is the run's batch.
+    host.before_next_guarded_batch(|host| {
+        crate::recurring::cancel(host, "rp-3-601-0").unwrap().unwrap();
+    });
+    host.fire_due_timers();
+
+    assert_eq!((host.wallet("71"), host.wallet("72")), ("19".to_string(), "19".to_string()), "both were charged once");
+    let raced = crate::recurring::find(&host, "rp-3-601-0").unwrap().unwrap();
+    assert_eq!(raced.status, crate::profile::ProfileStatus::Cancelled);
+    assert_eq!((raced.payments, raced.next_index), (1, 1), "the charge made during the cancel is recorded");
+    let other = crate::recurring::find(&host, "rp-3-602-0").unwrap().unwrap();
+    assert_eq!((other.status, other.payments), (crate::profile::ProfileStatus::Active, 1));
+    let entries: Vec<String> = host.store_keys().into_iter().filter(|k| k.starts_with(crate::due::PREFIX)).collect();
+    assert_eq!(entries, vec![crate::due::key(other.next_attempt_at, &other.id)], "a cancelled profile has no entry");
+    assert!(host.logs().iter().any(|l| l.message.contains("changed during its charge")), "the fallback path ran");
+    // Nothing charges the cancelled profile later.
+    host.run_days(40);
+    assert_eq!(host.wallet("71"), "19");
+    assert_eq!(host.wallet("72"), "9");
 }

@@ -16,8 +16,10 @@
 //! unit-tested natively against `payhost_sdk::testing::FakeHost`.
 
 pub mod amount;
+pub mod charge_run;
 pub mod checkout_return;
 pub mod config;
+pub mod due;
 pub mod events;
 pub mod host;
 pub mod ids;

@@ -1,19 +1,24 @@
-//! Recurring profiles: set up when an order is paid, then charged by host timers.
+//! Recurring profiles: set up when an order is paid, then charged when due.
 //!
-//! One timer per profile, named after its `timer_tick`. The record is always written
-//! before the timer is set, so a timer can never fire ahead of the state it is for; a
-//! timer that finds an older tick (replaced, or retried after a crash between the
-//! write and the scheduling) sets the current one again instead of charging, which
-//! repairs a lost schedule and is harmless otherwise.
+//! Each active profile has an entry in the due index (`due`), written with it, and a
+//! run timer for its due instant; the run (`charge_run`) charges every profile due by
+//! then in batches. The record is always written before the timer is set, so a timer
+//! can never fire ahead of the state it is for, and a run that fires without a timer
+//! for what is left sets one, which repairs a schedule lost in a crash.
+//!
+//! Profiles made by plugin versions before the due index have a timer of their own,
+//! named after the profile's `timer_tick`. Such a timer still charges its profile once;
+//! from then on the profile is in the index. One that finds an older tick (replaced, or
+//! retried after a crash) only puts the profile in the index.
 
 use crate::config::{Config, BALANCE};
+use crate::due;
 use crate::host::Host;
 use crate::ids;
 use crate::items;
 use crate::order::{Item, ItemOutcome, ItemSpec, Order};
 use crate::payment::{self, Answer, Payment};
 use crate::profile::{ChargeOutcome, Policy, Profile, ProfileStatus};
-use payhost_sdk::records::{self, Change};
 use payhost_sdk::log::Level;
 use payhost_sdk::payments::{ChargeRequest, Error as PayError, PaymentEvent};
 
@@ -73,10 +78,10 @@ fn new_profile(order: &Order, spec: &ItemSpec, payment: &Payment, now: i64) -> P
     }
 }
 
-/// Creates the profile unless it exists, then makes sure its timer is set.
+/// Creates the profile unless it exists, then makes sure it is in the due index and
+/// its run timer is set.
 fn ensure_profile(host: &dyn Host, fresh: Profile) -> Result<Profile, String> {
-    let key = fresh.key();
-    let profile = if records::create(host, &key, &fresh)? {
+    let profile = if due::create(host, &fresh)? {
         host.log(
             Level::Info,
             "webtv recurring profile created",
@@ -84,48 +89,63 @@ fn ensure_profile(host: &dyn Host, fresh: Profile) -> Result<Profile, String> {
         );
         fresh
     } else {
-        records::load::<Profile>(host, &key)?
-            .map(|(existing, _)| existing)
-            .ok_or_else(|| format!("profile `{}` exists but cannot be read", fresh.id))?
+        index(host, &fresh.id)?.ok_or_else(|| format!("profile `{}` exists but cannot be read", fresh.id))?
     };
     if profile.needs_timer() {
-        crate::host::schedule(host, &profile.timer_name(), profile.next_attempt_at)?;
+        due::schedule_run(host, profile.next_attempt_at)?;
     }
     Ok(profile)
 }
 
-fn policy(cfg: &Config) -> Policy {
+/// Makes sure an active profile has its due-index entry (a profile of an older plugin
+/// version has only a timer of its own); returns the profile, `None` when unknown.
+fn index(host: &dyn Host, profile_id: &str) -> Result<Option<Profile>, String> {
+    due::update(host, profile_id, |p| (p.needs_timer().then(|| p.clone()), p.clone()))
+}
+
+pub fn policy(cfg: &Config) -> Policy {
     Policy { max_failures: cfg.max_failures, retry_after: cfg.retry_after }
 }
 
-/// A profile timer fired: charge the period it is for.
+/// A timer fired: a charge run, or the own timer of a profile from before the due index.
 pub fn on_timer(host: &dyn Host, cfg: &Config, name: &str) -> Result<(), String> {
+    if due::parse_run_timer(name).is_some() {
+        return crate::charge_run::run(host, cfg);
+    }
     let Some((profile_id, tick)) = ids::parse_timer_name(name) else {
         host.log(Level::Warn, "webtv: ignoring a timer this plugin does not name", &[("timer", name)]);
         return Ok(());
     };
-    let Some((profile, _)) = records::load::<Profile>(host, &ids::profile_key(&profile_id))? else {
+    let Some(stored) = due::load(host, &profile_id)? else {
         return Ok(());
     };
+    let profile = stored.profile;
     if !profile.needs_timer() {
         return Ok(());
     }
     if profile.timer_tick != tick {
-        return crate::host::schedule(host, &profile.timer_name(), profile.next_attempt_at);
+        if let Some(profile) = index(host, &profile_id)? {
+            due::schedule_run(host, profile.next_attempt_at)?;
+        }
+        return Ok(());
     }
     if crate::host::now(host) < profile.next_attempt_at {
         return Err(format!("timer `{name}` fired before {}", profile.next_attempt_at));
     }
-    let request = ChargeRequest {
+    let outcome = outcome(host.charge(&profile.system, &charge_request(&profile)));
+    apply(host, cfg, &profile_id, profile.next_index, profile.failures, &outcome)
+}
+
+/// The charge for the period (and retry) the profile is at.
+pub fn charge_request(profile: &Profile) -> ChargeRequest {
+    ChargeRequest {
         amount: profile.amount.clone(),
         currency: profile.currency.clone(),
         description: format!("WebTV subscription {}", profile.sku),
         reference: profile.charge_reference(),
         customer: profile.customer.clone(),
         saved_method: profile.saved_method.clone(),
-    };
-    let outcome = outcome(host.charge(&profile.system, &request));
-    apply(host, cfg, &profile_id, profile.next_index, profile.failures, &outcome)
+    }
 }
 
 /// A payment event for a recurring charge (one that was pending when charged).
@@ -143,7 +163,7 @@ pub fn on_charge_event(
     }
 }
 
-fn outcome(result: Result<PaymentEvent, PayError>) -> ChargeOutcome {
+pub fn outcome(result: Result<PaymentEvent, PayError>) -> ChargeOutcome {
     match payment::answer(result) {
         Answer::Succeeded(event) => ChargeOutcome::Paid { transaction: event.external_id },
         Answer::Failed(message) => ChargeOutcome::Declined { message },
@@ -151,21 +171,30 @@ fn outcome(result: Result<PaymentEvent, PayError>) -> ChargeOutcome {
     }
 }
 
-fn apply(host: &dyn Host, cfg: &Config, profile_id: &str, period: u32, retry: u32, outcome: &ChargeOutcome) -> Result<(), String> {
+/// Applies a charge's outcome to the profile it was for, re-reading it until the write
+/// sticks; then logs it and sets the run timer of its next attempt.
+pub fn apply(host: &dyn Host, cfg: &Config, profile_id: &str, period: u32, retry: u32, outcome: &ChargeOutcome) -> Result<(), String> {
     let now = crate::host::now(host);
     let policy = policy(cfg);
-    let updated = records::update(host, &ids::profile_key(profile_id), |current: Option<Profile>| {
-        let Some(mut profile) = current else {
-            return Ok((Change::Keep, None));
-        };
+    let updated = due::update(host, profile_id, |current| {
+        let mut profile = current.clone();
         if !profile.apply(period, retry, outcome, now, policy) {
-            return Ok((Change::Keep, None));
+            return (None, None);
         }
-        Ok((Change::Write(profile.clone()), Some(profile)))
+        (Some(profile.clone()), Some(profile))
     })?;
-    let Some(profile) = updated else {
+    let Some(profile) = updated.flatten() else {
         return Ok(());
     };
+    log_outcome(host, &profile, period, outcome);
+    if profile.needs_timer() {
+        due::schedule_run(host, profile.next_attempt_at)?;
+    }
+    Ok(())
+}
+
+/// The log line of a charge outcome that was applied to `profile`.
+pub fn log_outcome(host: &dyn Host, profile: &Profile, period: u32, outcome: &ChargeOutcome) {
     let period_text = period.to_string();
     let (level, message, detail) = match outcome {
         ChargeOutcome::Paid { transaction } => (Level::Info, "webtv recurring charge paid", transaction.as_str()),
@@ -176,39 +205,38 @@ fn apply(host: &dyn Host, cfg: &Config, profile_id: &str, period: u32, retry: u3
         level,
         message,
         &[
-            ("profile_id", profile_id),
+            ("profile_id", &profile.id),
             ("period", &period_text),
             ("detail", detail),
             ("status", profile.status.as_str()),
         ],
     );
-    if profile.needs_timer() {
-        crate::host::schedule(host, &profile.timer_name(), profile.next_attempt_at)?;
-    }
-    Ok(())
 }
 
 /// Cancels a profile (idempotent); `None` when unknown.
 pub fn cancel(host: &dyn Host, profile_id: &str) -> Result<Option<Profile>, String> {
-    let (profile, cancelled_tick) = records::update(host, &ids::profile_key(profile_id), |current: Option<Profile>| {
-        let Some(mut profile) = current else {
-            return Ok((Change::Keep, (None, None)));
-        };
+    let Some((profile, cancelled_tick)) = due::update(host, profile_id, |current| {
+        let mut profile = current.clone();
         let pending_tick = profile.timer_tick;
         if !profile.cancel() {
-            return Ok((Change::Keep, (Some(profile), None)));
+            return (None, (profile, None));
         }
-        Ok((Change::Write(profile.clone()), (Some(profile), Some(pending_tick))))
-    })?;
+        (Some(profile.clone()), (profile, Some(pending_tick)))
+    })?
+    else {
+        return Ok(None);
+    };
     if let Some(tick) = cancelled_tick {
-        // A timer that escapes this still finds the profile cancelled and does nothing.
+        // Its entry left the due index with the write. A profile from before the index
+        // may still have a timer of its own; one that escapes this finds the profile
+        // cancelled and does nothing.
         crate::host::cancel(host, &ids::timer_name(profile_id, tick))?;
         host.log(Level::Info, "webtv recurring profile cancelled", &[("profile_id", profile_id)]);
     }
-    Ok(profile)
+    Ok(Some(profile))
 }
 
 /// Loads a profile by the id WebTV knows.
 pub fn find(host: &dyn Host, profile_id: &str) -> Result<Option<Profile>, String> {
-    Ok(records::load::<Profile>(host, &ids::profile_key(profile_id))?.map(|(p, _)| p))
+    Ok(due::load(host, profile_id)?.map(|stored| stored.profile))
 }

@@ -125,30 +125,8 @@ impl PaymentEventStore for PostgresStorage {
             if !held {
                 return Res::Ok(false);
             }
-            for write in writes {
-                match write {
-                    KvWrite::Expect { key, value } => {
-                        // Locks the row (when it exists) so it cannot change before commit.
-                        let current: Option<Vec<u8>> = tx
-                            .query_opt("SELECT value FROM kv WHERE ns = $1 AND key = $2 FOR UPDATE", &[&ns, key])
-                            .await?
-                            .map(|r| r.try_get(0))
-                            .transpose()?;
-                        if current != *value {
-                            return Res::Ok(false);
-                        }
-                    }
-                    KvWrite::Put { key, value } => {
-                        tx.execute(
-                            "INSERT INTO kv (ns, key, value) VALUES ($1, $2, $3) ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value",
-                            &[&ns, key, value],
-                        )
-                        .await?;
-                    }
-                    KvWrite::Delete { key } => {
-                        tx.execute("DELETE FROM kv WHERE ns = $1 AND key = $2", &[&ns, key]).await?;
-                    }
-                }
+            if !super::kv::write_group(&tx, ns, writes).await? {
+                return Res::Ok(false);
             }
             tx.execute(
                 "UPDATE payment_events SET state = 'done', attempts = attempts + 1, last_error = NULL,

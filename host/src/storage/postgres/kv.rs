@@ -2,8 +2,10 @@
 
 use async_trait::async_trait;
 
+use deadpool_postgres::Transaction;
+
 use super::{PostgresStorage, Res};
-use crate::storage::{KeyValueStore, StorageResult};
+use crate::storage::{KeyValueStore, KvWrite, StorageResult};
 
 #[async_trait]
 impl KeyValueStore for PostgresStorage {
@@ -80,6 +82,20 @@ impl KeyValueStore for PostgresStorage {
         Ok(run.await?)
     }
 
+    async fn kv_write_groups(&self, ns: &str, groups: &[Vec<KvWrite>]) -> StorageResult<Vec<bool>> {
+        let mut client = self.client().await?;
+        let run = async {
+            let tx = client.transaction().await?;
+            let mut written = Vec::with_capacity(groups.len());
+            for group in groups {
+                written.push(write_group(&tx, ns, group).await?);
+            }
+            tx.commit().await?;
+            Res::Ok(written)
+        };
+        Ok(run.await?)
+    }
+
     async fn kv_list(&self, ns: &str, prefix: &str, start_after: Option<&str>, limit: u32) -> StorageResult<Vec<String>> {
         let client = self.client().await?;
         let run = async {
@@ -95,4 +111,35 @@ impl KeyValueStore for PostgresStorage {
         };
         Ok(run.await?)
     }
+}
+
+/// Inside the caller's transaction: checks every `Expect` of `writes` (locking the rows
+/// that exist, so they cannot change before commit), then applies its puts and deletes
+/// in order when all hold. False (nothing written) when one does not.
+pub(super) async fn write_group(tx: &Transaction<'_>, ns: &str, writes: &[KvWrite]) -> Res<bool> {
+    for write in writes {
+        if let KvWrite::Expect { key, value } = write {
+            let stmt = tx.prepare_cached("SELECT value FROM kv WHERE ns = $1 AND key = $2 FOR UPDATE").await?;
+            let current: Option<Vec<u8>> = tx.query_opt(&stmt, &[&ns, key]).await?.map(|r| r.try_get(0)).transpose()?;
+            if current != *value {
+                return Ok(false);
+            }
+        }
+    }
+    for write in writes {
+        match write {
+            KvWrite::Expect { .. } => {}
+            KvWrite::Put { key, value } => {
+                let stmt = tx
+                    .prepare_cached("INSERT INTO kv (ns, key, value) VALUES ($1, $2, $3) ON CONFLICT (ns, key) DO UPDATE SET value = EXCLUDED.value")
+                    .await?;
+                tx.execute(&stmt, &[&ns, key, value]).await?;
+            }
+            KvWrite::Delete { key } => {
+                let stmt = tx.prepare_cached("DELETE FROM kv WHERE ns = $1 AND key = $2").await?;
+                tx.execute(&stmt, &[&ns, key]).await?;
+            }
+        }
+    }
+    Ok(true)
 }

@@ -118,25 +118,8 @@ impl PaymentEventStore for SqliteStorage {
             if !held {
                 return Ok(false);
             }
-            for write in &writes {
-                match write {
-                    KvWrite::Expect { key, value } => {
-                        let current: Option<Vec<u8>> = tx
-                            .prepare_cached("SELECT value FROM kv WHERE ns = ?1 AND key = ?2")?
-                            .query_row(params![ns, key], |r| r.get(0))
-                            .optional()?;
-                        if current != *value {
-                            return Ok(false);
-                        }
-                    }
-                    KvWrite::Put { key, value } => {
-                        tx.prepare_cached("INSERT INTO kv (ns, key, value) VALUES (?1, ?2, ?3) ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value")?
-                            .execute(params![ns, key, value])?;
-                    }
-                    KvWrite::Delete { key } => {
-                        tx.prepare_cached("DELETE FROM kv WHERE ns = ?1 AND key = ?2")?.execute(params![ns, key])?;
-                    }
-                }
+            if !super::kv::write_group(&tx, &ns, &writes)? {
+                return Ok(false);
             }
             tx.prepare_cached(
                 "UPDATE payment_events SET state = 'done', attempts = attempts + 1, last_error = NULL,

@@ -1,10 +1,10 @@
 //! SQLite: plugin key-value stores.
 
 use async_trait::async_trait;
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{immediate, SqliteStorage};
-use crate::storage::{KeyValueStore, StorageResult};
+use crate::storage::{KeyValueStore, KvWrite, StorageResult};
 
 #[async_trait]
 impl KeyValueStore for SqliteStorage {
@@ -67,6 +67,17 @@ impl KeyValueStore for SqliteStorage {
         .await
     }
 
+    async fn kv_write_groups(&self, ns: &str, groups: &[Vec<KvWrite>]) -> StorageResult<Vec<bool>> {
+        let (ns, groups) = (ns.to_string(), groups.to_vec());
+        self.run(move |c| {
+            let tx = immediate(c)?;
+            let written = groups.iter().map(|group| write_group(&tx, &ns, group)).collect::<rusqlite::Result<Vec<bool>>>()?;
+            tx.commit()?;
+            Ok(written)
+        })
+        .await
+    }
+
     async fn kv_list(&self, ns: &str, prefix: &str, start_after: Option<&str>, limit: u32) -> StorageResult<Vec<String>> {
         let (ns, prefix, start_after) = (ns.to_string(), prefix.to_string(), start_after.map(str::to_string));
         self.run(move |c| {
@@ -80,4 +91,31 @@ impl KeyValueStore for SqliteStorage {
         })
         .await
     }
+}
+
+/// Inside the caller's transaction: checks every `Expect` of `writes`, then applies its
+/// puts and deletes in order when all hold. False (nothing written) when one does not.
+pub(super) fn write_group(c: &Connection, ns: &str, writes: &[KvWrite]) -> rusqlite::Result<bool> {
+    for write in writes {
+        if let KvWrite::Expect { key, value } = write {
+            let current: Option<Vec<u8>> =
+                c.prepare_cached("SELECT value FROM kv WHERE ns = ?1 AND key = ?2")?.query_row(params![ns, key], |r| r.get(0)).optional()?;
+            if current != *value {
+                return Ok(false);
+            }
+        }
+    }
+    for write in writes {
+        match write {
+            KvWrite::Expect { .. } => {}
+            KvWrite::Put { key, value } => {
+                c.prepare_cached("INSERT INTO kv (ns, key, value) VALUES (?1, ?2, ?3) ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value")?
+                    .execute(params![ns, key, value])?;
+            }
+            KvWrite::Delete { key } => {
+                c.prepare_cached("DELETE FROM kv WHERE ns = ?1 AND key = ?2")?.execute(params![ns, key])?;
+            }
+        }
+    }
+    Ok(true)
 }

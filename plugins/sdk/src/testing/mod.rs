@@ -25,8 +25,8 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use crate::host::{
-    Account, BatchPosting, ChargeRequest, Checkout, CheckoutRequest, DebitLine, Delivery, DigestAlgorithm, Entry, HmacAlgorithm, Host,
-    Instant, Part, PaymentEvent, PostingKind, RefundResult,
+    Account, BatchPosting, ChargeRequest, Checkout, CheckoutRequest, DebitLine, Delivery, DigestAlgorithm, Entry, Expectation,
+    GuardedWrite, HmacAlgorithm, Host, Instant, Part, PaymentEvent, PostingKind, RefundResult,
 };
 use crate::ledger::EntryKind;
 use crate::{deliveries, log, outbound as http, payments, store, timers};
@@ -111,6 +111,8 @@ pub struct FakeHost<P = NoPayments> {
     state: RefCell<State>,
     http: RefCell<Option<HttpHandler>>,
     payments: RefCell<P>,
+    /// Runs once, just before the next `compare-and-swap-many` is checked.
+    before_guarded_batch: RefCell<Option<Box<dyn FnOnce(&FakeHost<P>)>>>,
 }
 
 impl Default for FakeHost {
@@ -122,14 +124,22 @@ impl Default for FakeHost {
 impl FakeHost {
     /// No secrets, no settings, the clock at 0, no HTTP answers, no payment systems.
     pub fn new() -> Self {
-        Self { state: RefCell::default(), http: RefCell::new(None), payments: RefCell::new(NoPayments) }
+        Self { state: RefCell::default(), http: RefCell::new(None), payments: RefCell::new(NoPayments), before_guarded_batch: RefCell::new(None) }
     }
 }
 
 impl<P: PaymentSystems> FakeHost<P> {
     /// The same host with `systems` answering payment calls.
     pub fn with_payments<Q: PaymentSystems>(self, systems: Q) -> FakeHost<Q> {
-        FakeHost { state: self.state, http: self.http, payments: RefCell::new(systems) }
+        FakeHost { state: self.state, http: self.http, payments: RefCell::new(systems), before_guarded_batch: RefCell::new(None) }
+    }
+
+    /// Runs `change` once, right before the next `compare-and-swap-many` checks its
+    /// expectations: another writer landing between a plugin's reads and its batch write
+    /// (a cancellation racing a billing run), so the plugin's handling of a skipped group
+    /// can be tested. Store calls inside `change` go straight through.
+    pub fn before_next_guarded_batch(&self, change: impl FnOnce(&Self) + 'static) {
+        *self.before_guarded_batch.borrow_mut() = Some(Box::new(change));
     }
 
     /// The payment systems, to set them up or inspect what they were asked.
@@ -349,6 +359,38 @@ impl<P: PaymentSystems> Host for FakeHost<P> {
         Ok(())
     }
 
+    fn store_compare_and_swap_many(&self, groups: &[Vec<GuardedWrite>]) -> Result<Vec<bool>, store::Error> {
+        let change = self.before_guarded_batch.borrow_mut().take();
+        if let Some(change) = change {
+            change(self);
+        }
+        self.store_up()?;
+        let total: usize = groups.iter().map(Vec::len).sum();
+        if total > 512 {
+            return Err(store::Error::TooLarge(format!("compare-and-swap-many takes at most 512 writes, not {total}")));
+        }
+        let mut state = self.state.borrow_mut();
+        let holds = |store: &BTreeMap<String, Vec<u8>>, w: &GuardedWrite| match &w.expect {
+            Expectation::Any => true,
+            Expectation::Absent => !store.contains_key(&w.key),
+            Expectation::Equals(value) => store.get(&w.key) == Some(value),
+        };
+        let mut written = Vec::with_capacity(groups.len());
+        for group in groups {
+            let ok = group.iter().all(|w| holds(&state.store, w));
+            if ok {
+                for w in group {
+                    match &w.value {
+                        Some(value) => state.store.insert(w.key.clone(), value.clone()),
+                        None => state.store.remove(&w.key),
+                    };
+                }
+            }
+            written.push(ok);
+        }
+        Ok(written)
+    }
+
     fn send(&self, request: &http::Request) -> Result<http::Response, http::Error> {
         let mut url = request.url.clone();
         for (i, (name, template)) in request.secret_query.iter().enumerate() {
@@ -446,6 +488,9 @@ impl<P: PaymentSystems> Host for FakeHost<P> {
     }
     fn charge(&self, system: &str, req: &ChargeRequest) -> Result<PaymentEvent, payments::Error> {
         self.payments.borrow_mut().charge(system, req)
+    }
+    fn charge_many(&self, system: &str, requests: &[ChargeRequest]) -> Vec<Result<PaymentEvent, payments::Error>> {
+        requests.iter().map(|req| self.charge(system, req)).collect()
     }
     fn lookup(&self, system: &str, external_id: &str) -> Result<PaymentEvent, payments::Error> {
         self.payments.borrow_mut().lookup(system, external_id)

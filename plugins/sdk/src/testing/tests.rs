@@ -124,3 +124,25 @@ fn a_store_batch_writes_and_deletes_in_order() {
     host.store_set_many(&[("new".into(), Some(b"2".to_vec())), ("old".into(), None), ("new".into(), Some(b"3".to_vec()))]).unwrap();
     assert_eq!((host.stored("new"), host.stored("old")), (Some(b"3".to_vec()), None));
 }
+
+#[test]
+fn guarded_groups_are_written_whole_or_skipped_and_a_racing_writer_can_be_staged() {
+    let host = FakeHost::new();
+    host.store_set("rec", b"v1").unwrap();
+    let w = |key: &str, expect: Expectation, value: Option<&[u8]>| GuardedWrite { key: key.into(), expect, value: value.map(<[u8]>::to_vec) };
+    let groups = vec![
+        vec![w("rec", Expectation::Equals(b"v1".to_vec()), Some(b"v2")), w("idx", Expectation::Any, Some(b""))],
+        vec![w("rec", Expectation::Equals(b"v1".to_vec()), Some(b"v3")), w("other", Expectation::Any, Some(b""))],
+        vec![w("new", Expectation::Absent, Some(b"1"))],
+    ];
+    assert_eq!(host.store_compare_and_swap_many(&groups).unwrap(), [true, false, true]);
+    assert_eq!((host.stored("rec"), host.stored("other")), (Some(b"v2".to_vec()), None));
+
+    // A writer staged before the next batch makes its expectation fail.
+    host.before_next_guarded_batch(|host| host.store_set("rec", b"theirs").unwrap());
+    let mine = vec![vec![w("rec", Expectation::Equals(b"v2".to_vec()), Some(b"mine"))]];
+    assert_eq!(host.store_compare_and_swap_many(&mine).unwrap(), [false]);
+    assert_eq!(host.stored("rec"), Some(b"theirs".to_vec()));
+    let too_many: Vec<Vec<GuardedWrite>> = (0..513).map(|i| vec![w(&format!("k{i}"), Expectation::Any, Some(b""))]).collect();
+    assert!(matches!(host.store_compare_and_swap_many(&too_many), Err(store::Error::TooLarge(_))));
+}
