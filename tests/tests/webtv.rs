@@ -41,7 +41,13 @@ webtv_key = {{ env = "WEBTV_KEY" }}
 webtv_base_url = {base:?}
 {settings}
 "#,
-        webtv = plugin_wasm("webtv").display().to_string(),
+        // `PAYHOST_BENCH_WEBTV_WASM`: another build of the plugin, for a before/after
+        // measurement of the recurring run.
+        webtv = std::env::var_os("PAYHOST_BENCH_WEBTV_WASM")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| plugin_wasm("webtv"))
+            .display()
+            .to_string(),
         base = store.base_url(),
     );
     let host = HostBuilder::new().env("WEBTV_KEY", KEY).config(&config).start().await;

@@ -2,6 +2,8 @@
 
 use async_trait::async_trait;
 
+use std::collections::{BTreeMap, HashMap};
+
 use deadpool_postgres::Transaction;
 
 use super::{PostgresStorage, Res};
@@ -83,12 +85,43 @@ impl KeyValueStore for PostgresStorage {
     }
 
     async fn kv_write_groups(&self, ns: &str, groups: &[Vec<KvWrite>]) -> StorageResult<Vec<bool>> {
+        // A fixed number of round trips however many groups: every expected key read
+        // (and locked) at once, the groups decided in memory in order, then the final
+        // value of each written key sent as one upsert and one delete.
+        let expected: Vec<&str> = groups.iter().flatten().filter_map(expected_key).collect();
         let mut client = self.client().await?;
         let run = async {
             let tx = client.transaction().await?;
-            let mut written = Vec::with_capacity(groups.len());
-            for group in groups {
-                written.push(write_group(&tx, ns, group).await?);
+            let mut stored: HashMap<String, Option<Vec<u8>>> = expected.iter().map(|k| (k.to_string(), None)).collect();
+            if !expected.is_empty() {
+                let stmt = tx.prepare_cached("SELECT key, value FROM kv WHERE ns = $1 AND key = ANY($2) FOR UPDATE").await?;
+                for row in tx.query(&stmt, &[&ns, &expected]).await? {
+                    stored.insert(row.try_get(0)?, Some(row.try_get(1)?));
+                }
+            }
+            let (written, changes) = decide(groups, stored);
+            let (mut put_keys, mut put_values, mut deleted) = (Vec::new(), Vec::new(), Vec::new());
+            for (key, value) in &changes {
+                match value {
+                    Some(value) => {
+                        put_keys.push(key.as_str());
+                        put_values.push(value.as_slice());
+                    }
+                    None => deleted.push(key.as_str()),
+                }
+            }
+            if !put_keys.is_empty() {
+                let stmt = tx
+                    .prepare_cached(
+                        "INSERT INTO kv (ns, key, value) SELECT $1, k, v FROM unnest($2::text[], $3::bytea[]) AS t(k, v)
+                         ON CONFLICT (ns, key) DO UPDATE SET value = EXCLUDED.value",
+                    )
+                    .await?;
+                tx.execute(&stmt, &[&ns, &put_keys, &put_values]).await?;
+            }
+            if !deleted.is_empty() {
+                let stmt = tx.prepare_cached("DELETE FROM kv WHERE ns = $1 AND key = ANY($2)").await?;
+                tx.execute(&stmt, &[&ns, &deleted]).await?;
             }
             tx.commit().await?;
             Res::Ok(written)
@@ -142,4 +175,42 @@ pub(super) async fn write_group(tx: &Transaction<'_>, ns: &str, writes: &[KvWrit
         }
     }
     Ok(true)
+}
+
+fn expected_key(write: &KvWrite) -> Option<&str> {
+    match write {
+        KvWrite::Expect { key, .. } => Some(key),
+        _ => None,
+    }
+}
+
+/// The final value of each key a batch writes (`None`: deleted), in key order.
+type Changes = BTreeMap<String, Option<Vec<u8>>>;
+
+/// Decides each group in order against `view` (the stored value of every expected key),
+/// which the accepted groups' writes update, as `write_group` would one after another.
+fn decide(groups: &[Vec<KvWrite>], mut view: HashMap<String, Option<Vec<u8>>>) -> (Vec<bool>, Changes) {
+    let mut changes = Changes::new();
+    let written = groups
+        .iter()
+        .map(|group| {
+            let holds = group.iter().all(|w| match w {
+                KvWrite::Expect { key, value } => view.get(key).is_some_and(|current| current == value),
+                _ => true,
+            });
+            if holds {
+                for write in group {
+                    let (key, value) = match write {
+                        KvWrite::Expect { .. } => continue,
+                        KvWrite::Put { key, value } => (key, Some(value.clone())),
+                        KvWrite::Delete { key } => (key, None),
+                    };
+                    view.insert(key.clone(), value.clone());
+                    changes.insert(key.clone(), value);
+                }
+            }
+            holds
+        })
+        .collect();
+    (written, changes)
 }
