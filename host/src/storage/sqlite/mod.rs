@@ -2,9 +2,11 @@
 //! a money posting that returned is on disk. Each handle has one connection behind an
 //! async mutex, used from `spawn_blocking`; writes take `BEGIN IMMEDIATE`, so several
 //! handles on one file (several host processes) still serialise their read-check-write
-//! steps through SQLite's write lock.
+//! steps through SQLite's write lock. A file database is checkpointed by a thread of its
+//! own (`checkpoint`), not inside the commits of postings.
 
 mod audit;
+mod checkpoint;
 mod control;
 mod events;
 mod jobs;
@@ -172,6 +174,8 @@ pub struct SqliteStorage {
     /// The runtime the storage was opened on (none outside one): the writer runs there,
     /// not on the plugin threads whose posting happened to come first.
     home: Option<tokio::runtime::Handle>,
+    /// Copies the WAL back into a file database (none in memory); held for its drop.
+    _checkpointer: Option<checkpoint::Checkpointer>,
 }
 
 impl SqliteStorage {
@@ -190,7 +194,12 @@ impl SqliteStorage {
             }
         };
         anyhow::ensure!(mode.eq_ignore_ascii_case("wal"), "SQLite database {} refused WAL mode (got {mode})", path.display());
-        Self::configure(conn)
+        // Checkpoints run on a thread of their own, not inside a posting's commit.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        checkpoint::watch(&conn);
+        let storage = Self::configure(conn)?;
+        let checkpointer = checkpoint::Checkpointer::start(path, BUSY_TIMEOUT, storage.conn.clone())?;
+        Ok(Self { _checkpointer: Some(checkpointer), ..storage })
     }
 
     /// A private database that lives as long as this handle: tests only.
@@ -204,7 +213,12 @@ impl SqliteStorage {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.set_prepared_statement_cache_capacity(64);
-        Ok(Self { conn: Arc::new(tokio::sync::Mutex::new(conn)), writer: OnceLock::new(), home: tokio::runtime::Handle::try_current().ok() })
+        Ok(Self {
+            conn: Arc::new(tokio::sync::Mutex::new(conn)),
+            writer: OnceLock::new(),
+            home: tokio::runtime::Handle::try_current().ok(),
+            _checkpointer: None,
+        })
     }
 
     async fn run<T, F>(&self, f: F) -> StorageResult<T>
