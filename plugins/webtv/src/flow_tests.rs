@@ -533,6 +533,7 @@ fn a_run_charges_due_profiles_in_batches() {
     let before = host.payments().charge_calls.borrow().len();
     host.run_days(1);
     assert_eq!(host.payments().charge_calls.borrow().len() - before, count);
+    assert_eq!(host.charge_batches(), 2, "two batches (128 and 5), each one charge-many");
     for i in 0..count {
         assert_eq!(host.wallet(&format!("u{i}")), "19", "customer {i}");
         let profile = crate::recurring::find(&host, &format!("rp-3-5{i:03}-0")).unwrap().unwrap();

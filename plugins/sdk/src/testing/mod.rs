@@ -103,6 +103,8 @@ struct State {
     timers: BTreeMap<String, ScheduledTimer>,
     deliveries: Vec<(String, String, Delivery)>,
     logs: Vec<LogLine>,
+    /// How many `charge-many` calls the plugin made.
+    charge_batches: usize,
 }
 
 /// The in-memory host, with the payment systems `P` behind `checkout`. Interior
@@ -213,6 +215,11 @@ impl<P: PaymentSystems> FakeHost<P> {
     /// Every ledger entry, oldest first.
     pub fn entries(&self) -> Vec<Entry> {
         self.state.borrow().ledger.entries().to_vec()
+    }
+
+    /// How many `charge-many` calls the plugin has made.
+    pub fn charge_batches(&self) -> usize {
+        self.state.borrow().charge_batches
     }
 
     pub fn timers(&self) -> BTreeMap<String, ScheduledTimer> {
@@ -490,6 +497,7 @@ impl<P: PaymentSystems> Host for FakeHost<P> {
         self.payments.borrow_mut().charge(system, req)
     }
     fn charge_many(&self, system: &str, requests: &[ChargeRequest]) -> Vec<Result<PaymentEvent, payments::Error>> {
+        self.state.borrow_mut().charge_batches += 1;
         requests.iter().map(|req| self.charge(system, req)).collect()
     }
     fn lookup(&self, system: &str, external_id: &str) -> Result<PaymentEvent, payments::Error> {
