@@ -1064,3 +1064,49 @@ async fn admin_api_over_the_ledger_and_the_jobs(db: &TestDb) {
     let (status, _) = jobs::handle(s.as_ref(), &Method::POST, "timers", &[], "").await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
 }
+
+/// PostgreSQL alone: what only a shared database can do to a batch.
+mod postgres_only {
+    use super::*;
+
+    /// A batch whose pipelined writes lose a race (a trigger here fails the first insert
+    /// of each transaction with the unique violation that another host committing the
+    /// same key first would cause) runs again and is answered. The statements after the
+    /// failed one fail too, only with "transaction aborted", and whichever order their
+    /// replies are polled in, the lost race is what the batch sees.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_that_loses_a_race_while_writing_runs_again() {
+        let Some(db) = TestDb::postgres().await else { return };
+        let storage = db.open().await;
+        let l = Ledger::new(storage.clone(), HostClock::system());
+        l.open_account("race-1", "RUB").await.unwrap();
+        l.credit("test", "fund", "race-1", "100.00", "RUB", "funding").await.unwrap();
+        let (client, connection) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        // A sequence, unlike a table, keeps counting across the rolled-back attempts:
+        // every odd-numbered insert loses, so each batch's first attempt does and its rerun wins.
+        client
+            .batch_execute(
+                "CREATE SEQUENCE race_attempts;
+                 CREATE FUNCTION lose_a_race() RETURNS trigger LANGUAGE plpgsql AS $$
+                 BEGIN
+                     IF NEW.idempotency_key LIKE 'batch:race-%' AND nextval('race_attempts') % 2 = 1 THEN
+                         RAISE EXCEPTION 'simulated concurrent commit' USING ERRCODE = 'unique_violation';
+                     END IF;
+                     RETURN NEW;
+                 END $$;
+                 CREATE TRIGGER lose_a_race BEFORE INSERT ON ledger_transactions FOR EACH ROW EXECUTE FUNCTION lose_a_race();",
+            )
+            .await
+            .unwrap();
+
+        for i in 0..50 {
+            let outcomes = storage.post_batch(&[posting(&format!("race-{i}"), "race-1", -100, "charge")]).await.unwrap();
+            assert_eq!(outcomes[0].as_ref().unwrap()[0].balance_after, 10_000 - 100 * (i + 1), "batch {i}");
+        }
+        let attempts: i64 = client.query_one("SELECT last_value FROM race_attempts", &[]).await.unwrap().get(0);
+        assert_eq!(attempts, 100, "every batch lost once and ran again once");
+        assert_eq!(balance(&l, "race-1").await, "50.00");
+        assert_eq!(l.history("race-1", 100).await.unwrap().len(), 51);
+    }
+}

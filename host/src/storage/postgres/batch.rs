@@ -98,14 +98,17 @@ async fn read(client: &Client, postings: &[Posting]) -> Res<Applied> {
         ],
     )
     .await?;
-    // Each request goes out when `try_join!` first polls it, in this order, so `BEGIN`
-    // reaches the server first and the reads run inside the transaction.
-    let (_, earlier, target_rows, account_rows) = tokio::try_join!(
+    // Each request goes out when `join!` first polls it, in this order, so `BEGIN`
+    // reaches the server first and the reads run inside the transaction. Every reply is
+    // awaited and the first failure in statement order is the one reported (see `write`).
+    let (begun, earlier, target_rows, account_rows) = tokio::join!(
         client.batch_execute("BEGIN"),
         client.query(&by_key_sql, &by_key),
         client.query(&by_target_sql, &by_target),
         client.query(&by_id_sql, &by_id)
-    )?;
+    );
+    begun?;
+    let (earlier, target_rows, account_rows) = (earlier?, target_rows?, account_rows?);
     let mut applied = Applied::default();
     for row in &account_rows {
         let account = account_row(row)?;
@@ -206,7 +209,10 @@ async fn write(client: &Client, postings: &[Posting], applied: &Applied) -> Res<
         client.batch_execute("COMMIT").await?;
         return Ok(());
     }
-    let opened: Vec<&AccountRow> = applied.opened.iter().map(|id| &applied.accounts[id]).collect();
+    // In id order, as the reads lock: two batches opening the same accounts wait on each
+    // other in one order, never in a cycle.
+    let mut opened: Vec<&AccountRow> = applied.opened.iter().map(|id| &applied.accounts[id]).collect();
+    opened.sort_unstable_by(|a, b| a.id.cmp(&b.id));
     let open_ids: Vec<&str> = opened.iter().map(|a| a.id.as_str()).collect();
     let open_currencies: Vec<&str> = opened.iter().map(|a| a.currency.as_str()).collect();
     let open_at: Vec<i64> = opened.iter().map(|a| a.created_at).collect();
@@ -263,12 +269,23 @@ async fn write(client: &Client, postings: &[Posting], applied: &Applied) -> Res<
     // sequence numbers in posting and line order. A statement that fails aborts the
     // transaction, and the server then turns the `COMMIT` into a rollback: its own reply
     // is not an error, so success is all five replies succeeding.
-    tokio::try_join!(
+    //
+    // The cause is the first failure in statement order: every statement after it fails
+    // only with "transaction aborted" (25P02). `try_join!` would return whichever failed
+    // reply it polled first, and it rotates the branch it polls first, so a lost race (a
+    // unique violation, which the caller reruns) could surface as that generic failure.
+    let (opened, transactions, entries, balances, committed) = tokio::join!(
         client.execute(&open_sql, &opens),
         client.execute(&transactions_sql, &transactions),
         client.execute(&entries_sql, &entry_columns),
         client.execute(&balances_sql, &balances),
         client.batch_execute("COMMIT"),
-    )?;
+    );
+    opened?;
+    transactions?;
+    entries?;
+    balances?;
+    committed?;
     Ok(())
 }
+
