@@ -5,15 +5,21 @@
 //! PostgreSQL commit) then answers every caller of the batch.
 //!
 //! Latency is not traded for throughput: the writer never waits for a batch to fill. A
-//! lone posting is taken and committed at once; postings that arrive while a commit is
+//! lone posting is taken and committed at once; postings that arrive while commits are
 //! under way queue up and become the next batch, so batches grow only when commits are
 //! the bottleneck. A batch is one transaction, so a crash before its commit leaves none
 //! of its postings applied and none of its callers answered.
+//!
+//! A backend may run more than one batch at a time (`BatchPoster::in_flight`): on
+//! PostgreSQL the next batch sends its `BEGIN` and reads, and waits on the accounts' row
+//! locks, while the one before it commits, instead of starting its first round trip only
+//! after that commit. Batches in flight together are as two hosts' batches are: the row
+//! locks order them, and a key or account both write makes one of them run again.
 
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::{EntryRow, Posting, PostingRefusal, StorageError, StorageResult};
 
@@ -28,6 +34,12 @@ pub trait BatchPoster: Send + Sync + 'static {
     /// One outcome per posting, in order; `Err` when the transaction as a whole failed
     /// (then nothing of the batch was written).
     fn post_batch(&self, postings: Arc<[Posting]>) -> BoxFuture<'_, StorageResult<Vec<PostingOutcome>>>;
+
+    /// How many batches may be under way at once (at least 1). A backend with one
+    /// connection gains nothing from more.
+    fn in_flight(&self) -> usize {
+        1
+    }
 }
 
 type Answer = oneshot::Sender<StorageResult<PostingOutcome>>;
@@ -62,39 +74,53 @@ impl GroupCommit {
 }
 
 async fn writer(poster: Arc<dyn BatchPoster>, mut jobs: mpsc::UnboundedReceiver<(Posting, Answer)>) {
-    let mut postings = Vec::with_capacity(MAX_BATCH);
-    let mut answers: Vec<Answer> = Vec::with_capacity(MAX_BATCH);
-    while let Some((posting, answer)) = jobs.recv().await {
-        postings.push(posting);
-        answers.push(answer);
+    let slots = Arc::new(Semaphore::new(poster.in_flight().max(1)));
+    loop {
+        // A slot first: postings that arrive while every slot is busy wait in the queue
+        // and make the next batch together.
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        let Some((posting, answer)) = jobs.recv().await else { break };
+        let mut postings = vec![posting];
+        let mut answers = vec![answer];
         while postings.len() < MAX_BATCH {
             let Ok((posting, answer)) = jobs.try_recv() else { break };
             postings.push(posting);
             answers.push(answer);
         }
-        let batch: Arc<[Posting]> = std::mem::take(&mut postings).into();
-        let outcomes = match poster.post_batch(batch.clone()).await {
-            Ok(outcomes) if outcomes.len() == batch.len() => outcomes.into_iter().map(Ok).collect(),
-            Ok(outcomes) => {
-                let message = format!("the ledger batch returned {} outcomes for {} postings", outcomes.len(), batch.len());
-                batch.iter().map(|_| Err(writer_failed(&message))).collect()
-            }
-            // The whole transaction rolled back, so each posting is as if never sent:
-            // apply them one by one, and only the one the backend cannot take fails.
-            Err(e) if batch.len() > 1 => {
-                tracing::warn!(postings = batch.len(), error = %e, "ledger batch failed; committing its postings one by one");
-                let mut outcomes = Vec::with_capacity(batch.len());
-                for posting in batch.iter() {
-                    outcomes.push(alone(&*poster, posting).await);
-                }
-                outcomes
-            }
-            Err(e) => vec![Err(e)],
-        };
-        for (answer, outcome) in answers.drain(..).zip(outcomes) {
-            // A caller that gave up waiting no longer needs its answer.
-            let _ = answer.send(outcome);
+        let poster = poster.clone();
+        tokio::spawn(async move {
+            commit_and_answer(&*poster, postings.into(), answers).await;
+            drop(slot);
+        });
+    }
+    // The queue is closed: every batch still under way answers its callers before the
+    // writer is gone.
+    let _ = slots.acquire_many(poster.in_flight().max(1) as u32).await;
+}
+
+/// Commits one batch and answers each of its callers.
+async fn commit_and_answer(poster: &dyn BatchPoster, batch: Arc<[Posting]>, answers: Vec<Answer>) {
+    let outcomes = match poster.post_batch(batch.clone()).await {
+        Ok(outcomes) if outcomes.len() == batch.len() => outcomes.into_iter().map(Ok).collect(),
+        Ok(outcomes) => {
+            let message = format!("the ledger batch returned {} outcomes for {} postings", outcomes.len(), batch.len());
+            batch.iter().map(|_| Err(writer_failed(&message))).collect()
         }
+        // The whole transaction rolled back, so each posting is as if never sent:
+        // apply them one by one, and only the one the backend cannot take fails.
+        Err(e) if batch.len() > 1 => {
+            tracing::warn!(postings = batch.len(), error = %e, "ledger batch failed; committing its postings one by one");
+            let mut outcomes = Vec::with_capacity(batch.len());
+            for posting in batch.iter() {
+                outcomes.push(alone(poster, posting).await);
+            }
+            outcomes
+        }
+        Err(e) => vec![Err(e)],
+    };
+    for (answer, outcome) in answers.into_iter().zip(outcomes) {
+        // A caller that gave up waiting no longer needs its answer.
+        let _ = answer.send(outcome);
     }
 }
 
@@ -127,6 +153,7 @@ mod tests {
         batches: Mutex<Vec<Vec<String>>>,
         started: Notify,
         commits: Semaphore,
+        in_flight: usize,
     }
 
     impl BatchPoster for Recorder {
@@ -142,10 +169,18 @@ mod tests {
                 Ok(postings.iter().map(|p| Err(PostingRefusal::UnknownAccount(p.idempotency_key.clone()))).collect())
             })
         }
+
+        fn in_flight(&self) -> usize {
+            self.in_flight
+        }
     }
 
     fn recorder(permits: usize) -> Arc<Recorder> {
-        Arc::new(Recorder { batches: Mutex::new(Vec::new()), started: Notify::new(), commits: Semaphore::new(permits) })
+        recorder_with_in_flight(permits, 1)
+    }
+
+    fn recorder_with_in_flight(permits: usize, in_flight: usize) -> Arc<Recorder> {
+        Arc::new(Recorder { batches: Mutex::new(Vec::new()), started: Notify::new(), commits: Semaphore::new(permits), in_flight })
     }
 
     fn posting(key: &str, reference: &str) -> Posting {
@@ -231,6 +266,27 @@ mod tests {
         let batches = poster.batches.lock().unwrap().clone();
         let expected: Vec<Vec<String>> =
             [vec!["first"], vec!["a", "bad", "c"], vec!["a"], vec!["bad"], vec!["c"]].iter().map(|b| b.iter().map(|k| k.to_string()).collect()).collect();
+        assert_eq!(batches, expected);
+    }
+
+    #[tokio::test]
+    async fn with_two_in_flight_a_batch_starts_while_the_one_before_commits() {
+        let poster = recorder_with_in_flight(0, 2);
+        let commit = Arc::new(GroupCommit::start(None, poster.clone()));
+        let mut tasks = queue_behind_a_commit(&poster, &commit, posting("first", "r"), Vec::new()).await;
+        // No commit has finished, yet the next posting is taken into a batch of its own;
+        // with both slots busy, what arrives after it waits, and makes one batch.
+        let rest = vec![posting("k0", "r"), posting("k1", "r")];
+        tasks.extend(queue_behind_a_commit(&poster, &commit, posting("second", "r"), rest).await);
+        assert_eq!(poster.batches.lock().unwrap().len(), 0, "nothing committed yet");
+        poster.commits.add_permits(3);
+        let keys: Vec<String> = futures::future::join_all(tasks).await.into_iter().map(|t| answered_key(t.unwrap())).collect();
+        assert_eq!(keys, ["first", "second", "k0", "k1"]);
+        let batches = poster.batches.lock().unwrap().clone();
+        let expected: Vec<Vec<String>> = [vec!["first"], vec!["second"], vec!["k0", "k1"]]
+            .iter()
+            .map(|b| b.iter().map(|k| k.to_string()).collect())
+            .collect();
         assert_eq!(batches, expected);
     }
 }

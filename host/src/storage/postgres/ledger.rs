@@ -84,12 +84,21 @@ impl Drop for Unfinished {
     }
 }
 
+/// Batches one host runs at once (see `BatchWriter::in_flight`).
+const BATCHES_IN_FLIGHT: usize = 2;
+
 /// The group-commit writer's side of the pool.
 pub(super) struct BatchWriter(pub(super) Connections);
 
 impl BatchPoster for BatchWriter {
     fn post_batch(&self, postings: Arc<[Posting]>) -> BoxFuture<'_, StorageResult<Vec<PostingOutcome>>> {
         Box::pin(async move { post_batch(&self.0, &postings).await })
+    }
+
+    /// The next batch's `BEGIN` and reads go out while the one before commits; more than
+    /// two would only queue on the same row locks.
+    fn in_flight(&self) -> usize {
+        BATCHES_IN_FLIGHT
     }
 }
 
