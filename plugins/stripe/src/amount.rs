@@ -76,7 +76,9 @@ pub fn to_minor(amount: &str, currency: &str) -> Result<i64, String> {
 
 /// 30000 USD -> "300.00"; 500 JPY -> "500"; 5120 KWD -> "5.120".
 pub fn from_minor(minor: i64, currency: &str) -> String {
-    let currency = currency.to_ascii_lowercase();
+    // Read as `to_minor` reads it (`stripe_currency`): a padded "kwd " still has three
+    // decimals, or 5120 would print as 51.20.
+    let currency = currency.trim().to_ascii_lowercase();
     Decimal::new(minor, exponent(&currency)).to_string()
 }
 
@@ -109,6 +111,7 @@ mod tests {
         assert_eq!(to_minor("5.12", "KWD"), Ok(5120));
         assert!(to_minor("5.124", "KWD").unwrap_err().contains("multiples"));
         assert_eq!(from_minor(5120, "kwd"), "5.120");
+        assert_eq!(from_minor(5120, "kwd "), "5.120", "padded as to_minor accepts it");
     }
 
     #[test]
