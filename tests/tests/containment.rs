@@ -89,11 +89,17 @@ async fn a_looping_plugin_does_not_stall_the_server() {
     others_answer_before_the_loops_end(&host, 2).await;
     let logs = host.logs();
     assert!(logs.contains("deadline"), "the loops' deadlines are logged:\n{logs}");
-    // Each of the three loops moved off the worker that took it, once. (Whether a short
-    // call moves depends on how busy the machine is, since the millisecond is counted on
-    // the wall clock, so the template's count is not asserted.)
+    // Each of the three loops moved off the worker that took it. Whether a short call
+    // moves as well depends on how busy the machine is, since the millisecond is counted
+    // on the wall clock: the faulty instance's own short calls (its start-up timer, say)
+    // may add to its count on a loaded machine, and the template's is not asserted.
     let metrics = host.client().get(host.admin_url("/metrics")).bearer_auth(ADMIN_TOKEN).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("payhost_calls_moved_total{instance=\"faulty\"} 3\n"), "{metrics}");
+    let moved: u64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("payhost_calls_moved_total{instance=\"faulty\"} "))
+        .and_then(|count| count.parse().ok())
+        .unwrap_or_else(|| panic!("no moved-call count for the faulty instance:\n{metrics}"));
+    assert!(moved >= 3, "the three loops moved: {moved}\n{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
