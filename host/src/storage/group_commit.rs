@@ -74,7 +74,8 @@ impl GroupCommit {
 }
 
 async fn writer(poster: Arc<dyn BatchPoster>, mut jobs: mpsc::UnboundedReceiver<(Posting, Answer)>) {
-    let slots = Arc::new(Semaphore::new(poster.in_flight().max(1)));
+    let in_flight = poster.in_flight().max(1);
+    let slots = Arc::new(Semaphore::new(in_flight));
     loop {
         // A slot first: postings that arrive while every slot is busy wait in the queue
         // and make the next batch together.
@@ -95,7 +96,7 @@ async fn writer(poster: Arc<dyn BatchPoster>, mut jobs: mpsc::UnboundedReceiver<
     }
     // The queue is closed: every batch still under way answers its callers before the
     // writer is gone.
-    let _ = slots.acquire_many(poster.in_flight().max(1) as u32).await;
+    let _ = slots.acquire_many(in_flight as u32).await;
 }
 
 /// Commits one batch and answers each of its callers.

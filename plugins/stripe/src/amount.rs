@@ -18,12 +18,18 @@ const THREE_DECIMAL: &[&str] = &["bhd", "jod", "kwd", "omr", "tnd"];
 
 /// Stripe's spelling of a currency: three ASCII letters, lowercase.
 pub fn stripe_currency(currency: &str) -> Result<String, String> {
-    let code = currency.trim();
+    let code = lowercase_code(currency);
     if code.len() == 3 && code.bytes().all(|b| b.is_ascii_alphabetic()) {
-        Ok(code.to_ascii_lowercase())
+        Ok(code)
     } else {
         Err(format!("`{currency}` is not a three-letter currency code"))
     }
+}
+
+/// A currency code as every conversion here reads it, trimmed and lowercase, without
+/// checking it: a padded "kwd " is KWD, with three decimals, wherever it is read.
+pub fn lowercase_code(currency: &str) -> String {
+    currency.trim().to_ascii_lowercase()
 }
 
 /// How many decimals Stripe's minor unit has for this (lowercase) currency.
@@ -76,10 +82,7 @@ pub fn to_minor(amount: &str, currency: &str) -> Result<i64, String> {
 
 /// 30000 USD -> "300.00"; 500 JPY -> "500"; 5120 KWD -> "5.120".
 pub fn from_minor(minor: i64, currency: &str) -> String {
-    // Read as `to_minor` reads it (`stripe_currency`): a padded "kwd " still has three
-    // decimals, or 5120 would print as 51.20.
-    let currency = currency.trim().to_ascii_lowercase();
-    Decimal::new(minor, exponent(&currency)).to_string()
+    Decimal::new(minor, exponent(&lowercase_code(currency))).to_string()
 }
 
 #[cfg(test)]

@@ -127,7 +127,7 @@ pub fn session_event(session: &Session, outcome: Outcome, saved_method: Option<S
         reference,
         status,
         amount: amount::from_minor(total, currency),
-        currency: currency.trim().to_ascii_uppercase(),
+        currency: amount::lowercase_code(currency).to_ascii_uppercase(),
         // The payment's id once Stripe made one; refunds and lookups accept either.
         external_id: expandable_id(&session.payment_intent).unwrap_or_else(|| session.id.clone()),
         saved_method,
@@ -160,7 +160,7 @@ pub fn intent_event(intent: &PaymentIntent, outcome: Outcome) -> Option<PaymentE
         reference,
         status,
         amount: amount::from_minor(intent.amount, &intent.currency),
-        currency: intent.currency.trim().to_ascii_uppercase(),
+        currency: amount::lowercase_code(&intent.currency).to_ascii_uppercase(),
         external_id: intent.id.clone(),
         saved_method: intent_saved_method(intent, None),
         message,

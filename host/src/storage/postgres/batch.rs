@@ -310,4 +310,3 @@ async fn write(client: &Client, postings: &[Posting], applied: &Applied) -> Res<
     committed?;
     Ok(())
 }
-
