@@ -1077,12 +1077,8 @@ mod postgres_only {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_batch_that_loses_a_race_while_writing_runs_again() {
         let Some(db) = TestDb::postgres().await else { return };
-        let storage = db.open().await;
-        let l = Ledger::new(storage.clone(), HostClock::system());
-        l.open_account("race-1", "RUB").await.unwrap();
-        l.credit("test", "fund", "race-1", "100.00", "RUB", "funding").await.unwrap();
-        let (client, connection) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await.unwrap();
-        tokio::spawn(connection);
+        let (storage, l) = funded(&db, "race-1").await;
+        let client = other_connection(&db).await;
         // A sequence, unlike a table, keeps counting across the rolled-back attempts:
         // every odd-numbered insert loses, so each batch's first attempt does and its rerun wins.
         client
@@ -1108,5 +1104,55 @@ mod postgres_only {
         assert_eq!(attempts, 100, "every batch lost once and ran again once");
         assert_eq!(balance(&l, "race-1").await, "50.00");
         assert_eq!(l.history("race-1", 100).await.unwrap().len(), 51);
+    }
+
+    /// A host's storage and ledger, with `account` holding 100.00.
+    async fn funded(db: &TestDb, account: &str) -> (Arc<dyn Storage>, Ledger) {
+        let storage = db.open().await;
+        let l = Ledger::new(storage.clone(), HostClock::system());
+        l.open_account(account, "RUB").await.unwrap();
+        l.credit("test", "fund", account, "100.00", "RUB", "funding").await.unwrap();
+        (storage, l)
+    }
+
+    /// A second connection on the test's schema, as another host or an operator's psql.
+    async fn other_connection(db: &TestDb) -> tokio_postgres::Client {
+        let (client, connection) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        client
+    }
+
+    /// The backends that wait for a lock `holder` (a backend's pid) has.
+    async fn waiting_for(observer: &tokio_postgres::Client, holder: i32) -> Vec<i32> {
+        let rows = observer.query("SELECT pid FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))", &[&holder]).await.unwrap();
+        rows.iter().map(|row| row.get(0)).collect()
+    }
+
+    async fn pid(client: &tokio_postgres::Client) -> i32 {
+        client.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0)
+    }
+
+    /// A batch whose account another host holds waits for it and plans on what that host
+    /// left: the other host's change is never written over, and the debit's entry shows
+    /// the balance it really left.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_plans_on_what_another_host_left_on_its_account() {
+        let Some(db) = TestDb::postgres().await else { return };
+        let (storage, l) = funded(&db, "moved-1").await;
+        let other = other_connection(&db).await;
+        let observer = other_connection(&db).await;
+        other.batch_execute("BEGIN; SELECT * FROM accounts WHERE id = 'moved-1' FOR UPDATE").await.unwrap();
+        let other_pid = pid(&other).await;
+
+        let debit = tokio::spawn({
+            let storage = storage.clone();
+            async move { storage.post(&posting("moved-a", "moved-1", -1_000, "charge")).await }
+        });
+        eventually("the batch waits for the account", || async { !waiting_for(&observer, other_pid).await.is_empty() }).await;
+        other.batch_execute("UPDATE accounts SET balance = balance - 5000 WHERE id = 'moved-1'; COMMIT").await.unwrap();
+
+        let entries = debit.await.unwrap().unwrap().unwrap();
+        assert_eq!(entries[0].balance_after, 4_000, "planned on the 50.00 the other host left");
+        assert_eq!(balance(&l, "moved-1").await, "40.00");
     }
 }

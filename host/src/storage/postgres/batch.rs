@@ -22,7 +22,7 @@ use super::ledger::{account_row, entry_row};
 use super::{rows, Res};
 use crate::storage::group_commit::PostingOutcome;
 use crate::storage::posting::{plan, touched_accounts};
-use crate::storage::{new_id, AccountRow, EntryRow, Posting, PostingRefusal};
+use crate::storage::{new_ordered_id, AccountRow, EntryRow, Posting, PostingRefusal};
 
 /// A transaction written before this batch or earlier in it, under one idempotency key.
 struct Earlier {
@@ -194,7 +194,7 @@ impl Applied {
                 None => {}
             }
         }
-        let transaction_id = new_id("tx");
+        let transaction_id = new_ordered_id("tx");
         let plan = plan(posting, &transaction_id, &scope)?;
         for id in opens {
             self.accounts.insert(id.clone(), scope.remove(&id).expect("opened account is in scope"));

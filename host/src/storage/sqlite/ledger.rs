@@ -12,7 +12,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use super::{conversion, immediate, run_on, SharedConnection, SqliteStorage};
 use crate::storage::group_commit::{BatchPoster, GroupCommit, PostingOutcome};
 use crate::storage::posting::{plan, touched_accounts};
-use crate::storage::{AccountRow, EntryKind, EntryRow, LedgerStore, Minor, Posting, PostingRefusal, StorageResult, new_id};
+use crate::storage::{AccountRow, EntryKind, EntryRow, LedgerStore, Minor, Posting, PostingRefusal, StorageResult, new_ordered_id};
 
 fn account_row(row: &Row<'_>) -> rusqlite::Result<AccountRow> {
     Ok(AccountRow {
@@ -122,7 +122,7 @@ fn post_in(tx: &Connection, posting: &Posting) -> rusqlite::Result<PostingOutcom
             }
         }
     }
-    let transaction_id = new_id("tx");
+    let transaction_id = new_ordered_id("tx");
     let plan = match plan(posting, &transaction_id, &accounts) {
         Ok(plan) => plan,
         Err(refusal) => return Ok(Err(refusal)),
