@@ -4,7 +4,8 @@
 //!   the template plugin, median and p99, with no HTTP in the way.
 //! - `http`: requests/second of the native `/healthz` route, a template route with a
 //!   fresh instance per request and one with warm instances (`limits.reuse`), all of
-//!   the same server in the same run, over loopback keep-alive connections.
+//!   the same server in the same run, over loopback keep-alive connections, the routes
+//!   alternated in rounds.
 //! - `swap`: time from a reload call to the new version serving (compiled vs cached),
 //!   and request latency percentiles while versions are swapped vs. without swaps.
 //! - `ledger`: debits/second on a storage backend with concurrent clients.
@@ -206,6 +207,11 @@ struct Phase {
 
 async fn phase(addr: std::net::SocketAddr, path: &str, connections: usize, duration: Duration) -> Phase {
     let _ = load(addr, path, connections, Duration::from_secs(1)).await;
+    measured(addr, path, connections, duration).await
+}
+
+/// A load phase without a warm-up first.
+async fn measured(addr: std::net::SocketAddr, path: &str, connections: usize, duration: Duration) -> Phase {
     let before = process_cpu();
     let (ok, failed, latencies) = load(addr, path, connections, duration).await;
     let cpu = before.zip(process_cpu()).map(|(b, a)| a.saturating_sub(b));
@@ -213,6 +219,18 @@ async fn phase(addr: std::net::SocketAddr, path: &str, connections: usize, durat
 }
 
 impl Phase {
+    /// The phases of one route over several rounds, as one.
+    fn merged(phases: &[Phase]) -> Phase {
+        let mut latencies: Vec<Duration> = phases.iter().flat_map(|p| p.latencies.iter().copied()).collect();
+        latencies.sort();
+        Phase {
+            ok: phases.iter().map(|p| p.ok).sum(),
+            failed: phases.iter().map(|p| p.failed).sum(),
+            latencies,
+            cpu: phases.iter().map(|p| p.cpu).sum(),
+        }
+    }
+
     fn line(&self, name: &str, duration: Duration) -> String {
         let cpu = self.cpu_per_request_us().map(|cpu| format!(", {cpu:.1} us CPU per request")).unwrap_or_default();
         format!(
@@ -229,33 +247,65 @@ impl Phase {
     }
 }
 
-/// Template route vs the native `/healthz` route of the same server, same run. The CPU
-/// per request (server and load generator together, same for both routes) shows in
-/// microseconds what the plugin adds, which the req/s ratio only implies.
-pub async fn http(template: &Path, connections: usize, seconds: u64) -> Result<String> {
+/// Template route vs the native `/healthz` route of the same server, same run: `rounds`
+/// rounds, each loading the three routes one after another, so that a machine that
+/// speeds up or slows down during the run moves every route alike; each round gives
+/// its own ratios, and their median is the result. The CPU per request (server and load
+/// generator together, same for every route) shows in microseconds what the plugin adds,
+/// which the req/s ratio only implies.
+pub async fn http(template: &Path, connections: usize, seconds: u64, rounds: usize) -> Result<String> {
     let scratch = Scratch::new(template)?;
     let running = crate::app::start(&scratch.config).await?;
     let addr = running.bound.listen;
     let duration = Duration::from_secs(seconds);
-    let native = phase(addr, "/healthz", connections, duration).await;
-    let plugin = phase(addr, "/template/", connections, duration).await;
-    let warm = phase(addr, "/warm/", connections, duration).await;
+    let routes = ["/healthz", "/template/", "/warm/"];
+    for path in routes {
+        let _ = load(addr, path, connections, Duration::from_secs(1)).await;
+    }
+    let mut phases: [Vec<Phase>; 3] = Default::default();
+    for _ in 0..rounds.max(1) {
+        for (route, path) in routes.iter().enumerate() {
+            phases[route].push(measured(addr, path, connections, duration).await);
+        }
+    }
     running.shutdown().await;
+    let ratios = |route: usize| -> Vec<f64> {
+        phases[route].iter().zip(&phases[0]).map(|(p, n)| p.ok as f64 / n.ok.max(1) as f64).collect()
+    };
+    let (fresh, warm) = (ratios(1), ratios(2));
+    let listed = |r: &[f64]| r.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(" ");
+    let [native, plugin, warmed] = phases.map(|p| Phase::merged(&p));
+    let total = duration * rounds.max(1) as u32;
     let added = |p: &Phase| match (native.cpu_per_request_us(), p.cpu_per_request_us()) {
         (Some(n), Some(p)) => format!("{:.1} us", p - n),
         _ => "n/a".into(),
     };
     Ok(format!(
-        "http, {connections} keep-alive connections, {seconds}s each:\n  {}\n  {}\n  {}\n  \
-         ratio template/native: fresh {:.2}, reuse {:.2}\n  CPU the plugin adds per request: fresh {}, reuse {}",
-        native.line("native /healthz", duration),
-        plugin.line("template GET /template/ (fresh instance per request)", duration),
-        warm.line(&format!("template GET /warm/ (reuse = {WARM_REUSE})"), duration),
-        plugin.ok as f64 / native.ok.max(1) as f64,
-        warm.ok as f64 / native.ok.max(1) as f64,
+        "http, {connections} keep-alive connections, {} round(s) of {seconds}s per route, routes alternated:\n  {}\n  {}\n  {}\n  \
+         ratio template/native by round: fresh {}, reuse {}\n  \
+         ratio template/native, median of the rounds: fresh {:.2}, reuse {:.2}\n  \
+         CPU the plugin adds per request: fresh {}, reuse {}",
+        rounds.max(1),
+        native.line("native /healthz", total),
+        plugin.line("template GET /template/ (fresh instance per request)", total),
+        warmed.line(&format!("template GET /warm/ (reuse = {WARM_REUSE})"), total),
+        listed(&fresh),
+        listed(&warm),
+        median(&fresh),
+        median(&warm),
         added(&plugin),
-        added(&warm),
+        added(&warmed),
     ))
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
 }
 
 /// Reload latency (compiled and cached) and request latency during swaps vs. without.

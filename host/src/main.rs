@@ -100,8 +100,12 @@ enum BenchCommand {
         component: PathBuf,
         #[arg(long, default_value_t = 32)]
         connections: usize,
+        /// Per route and round.
         #[arg(long, default_value_t = 5)]
         seconds: u64,
+        /// Rounds of the three routes one after another; the ratios are their median.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
     },
     /// Reload-to-serving time and latency during swaps vs without.
     Swap {
@@ -293,7 +297,9 @@ async fn bench(what: BenchCommand) -> anyhow::Result<()> {
     use payhost::bench;
     match what {
         BenchCommand::Dispatch { component, iterations } => println!("{}", bench::dispatch(&component, iterations).await?),
-        BenchCommand::Http { component, connections, seconds } => println!("{}", bench::http(&component, connections, seconds).await?),
+        BenchCommand::Http { component, connections, seconds, rounds } => {
+            println!("{}", bench::http(&component, connections, seconds, rounds).await?)
+        }
         BenchCommand::Swap { component, other, connections, seconds } => {
             println!("{}", bench::swap(&component, &other, connections, seconds).await?)
         }
@@ -311,7 +317,7 @@ async fn bench(what: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::All => {
             let template = PathBuf::from(TEMPLATE_WASM);
             println!("{}", bench::dispatch(&template, 20_000).await?);
-            println!("{}", bench::http(&template, 32, 5).await?);
+            println!("{}", bench::http(&template, 32, 5, 3).await?);
             println!("{}", bench::swap(&template, &PathBuf::from(OTHER_WASM), 16, 5).await?);
             println!("{}", payhost::isolation_bench::isolation(&template, &PathBuf::from(OTHER_WASM), 8, 3, 10).await?);
             std::fs::create_dir_all("data")?;
