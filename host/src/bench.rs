@@ -258,12 +258,13 @@ pub async fn http(template: &Path, connections: usize, seconds: u64, rounds: usi
     let running = crate::app::start(&scratch.config).await?;
     let addr = running.bound.listen;
     let duration = Duration::from_secs(seconds);
+    let rounds = rounds.max(1);
     let routes = ["/healthz", "/template/", "/warm/"];
     for path in routes {
         let _ = load(addr, path, connections, Duration::from_secs(1)).await;
     }
     let mut phases: [Vec<Phase>; 3] = Default::default();
-    for _ in 0..rounds.max(1) {
+    for _ in 0..rounds {
         for (route, path) in routes.iter().enumerate() {
             phases[route].push(measured(addr, path, connections, duration).await);
         }
@@ -275,7 +276,7 @@ pub async fn http(template: &Path, connections: usize, seconds: u64, rounds: usi
     let (fresh, warm) = (ratios(1), ratios(2));
     let listed = |r: &[f64]| r.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(" ");
     let [native, plugin, warmed] = phases.map(|p| Phase::merged(&p));
-    let total = duration * rounds.max(1) as u32;
+    let total = duration * rounds as u32;
     let added = |p: &Phase| match (native.cpu_per_request_us(), p.cpu_per_request_us()) {
         (Some(n), Some(p)) => format!("{:.1} us", p - n),
         _ => "n/a".into(),
@@ -285,7 +286,7 @@ pub async fn http(template: &Path, connections: usize, seconds: u64, rounds: usi
          ratio template/native by round: fresh {}, reuse {}\n  \
          ratio template/native, median of the rounds: fresh {:.2}, reuse {:.2}\n  \
          CPU the plugin adds per request: fresh {}, reuse {}",
-        rounds.max(1),
+        rounds,
         native.line("native /healthz", total),
         plugin.line("template GET /template/ (fresh instance per request)", total),
         warmed.line(&format!("template GET /warm/ (reuse = {WARM_REUSE})"), total),

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::bench::percentile;
 use crate::clock::HostClock;
 use crate::ledger::{Ledger, LedgerError};
 use crate::money;
@@ -223,13 +224,6 @@ async fn run_clients(ledger: &Arc<Ledger>, clients: usize, duration: Duration) -
         p99: percentile(&latencies, 0.99),
         balance_consistent: money::parse_amount(&account.balance, CURRENCY)? == expected,
     })
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 #[cfg(test)]

@@ -107,8 +107,13 @@ mod tests {
 
     #[test]
     fn ordered_ids_have_the_shape_of_random_ones_and_sort_by_creation() {
+        let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+        let before = now();
         let id = new_ordered_id("tx");
+        let after = now();
         assert_eq!((id.len(), &id[..3]), (new_id("tx").len(), "tx_"));
+        let millis = u128::from_str_radix(&id[3..15], 16).unwrap();
+        assert!((before..=after).contains(&millis), "{id} carries the time it was made ({before}..={after})");
         assert!(id[3..].chars().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(new_ordered_id("tx"), new_ordered_id("tx"), "80 random bits within one millisecond");
         // A later millisecond sorts after whatever the random part of an earlier one.
