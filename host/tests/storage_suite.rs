@@ -1155,4 +1155,49 @@ mod postgres_only {
         assert_eq!(entries[0].balance_after, 4_000, "planned on the 50.00 the other host left");
         assert_eq!(balance(&l, "moved-1").await, "40.00");
     }
+
+    /// A retry that reaches a batch while the first attempt of the same posting is still
+    /// committing elsewhere (another host, or this host's batch before) waits for the
+    /// account and is answered as a replay of what that attempt did. Were the batch to
+    /// look its keys up before it holds the account, it would not see the key, plan the
+    /// debit afresh on the 20.00 left and answer "insufficient funds" for a debit that
+    /// went through.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_retry_waiting_behind_its_first_attempt_is_answered_as_a_replay() {
+        let Some(db) = TestDb::postgres().await else { return };
+        let (storage, l) = funded(&db, "retry-1").await;
+        let other = other_connection(&db).await;
+        let observer = other_connection(&db).await;
+        other.batch_execute("BEGIN; SELECT * FROM accounts WHERE id = 'retry-1' FOR UPDATE").await.unwrap();
+        let other_pid = pid(&other).await;
+
+        let retry = posting("retry-a", "retry-1", -8_000, "charge");
+        let answered = tokio::spawn({
+            let (storage, retry) = (storage.clone(), retry.clone());
+            async move { storage.post(&retry).await }
+        });
+        eventually("the retry waits for the account", || async { !waiting_for(&observer, other_pid).await.is_empty() }).await;
+        // The first attempt, as the batch before would write it.
+        other
+            .execute(
+                "INSERT INTO ledger_transactions (id, idempotency_key, request_hash, currency, reverses, at)
+                 VALUES ('tx_first', $1, $2, 'RUB', NULL, 1)",
+                &[&retry.idempotency_key, &retry.request_hash],
+            )
+            .await
+            .unwrap();
+        other
+            .batch_execute(
+                "INSERT INTO ledger_entries (transaction_id, line_no, account, kind, delta, currency, balance_after, reference, at)
+                 VALUES ('tx_first', 0, 'retry-1', 'debit', -8000, 'RUB', 2000, 'charge', 1);
+                 UPDATE accounts SET balance = 2000 WHERE id = 'retry-1';
+                 COMMIT",
+            )
+            .await
+            .unwrap();
+
+        let entries = answered.await.unwrap().unwrap().expect("a replay, not a refusal");
+        assert_eq!((entries[0].transaction_id.as_str(), entries[0].balance_after), ("tx_first", 2_000));
+        assert_eq!(balance(&l, "retry-1").await, "20.00", "debited once");
+    }
 }

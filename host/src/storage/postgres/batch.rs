@@ -1,6 +1,6 @@
 //! A batch of postings on PostgreSQL in two round trips, whatever its size: `BEGIN` and
-//! everything the batch needs are sent together (the idempotency keys, the reversal
-//! targets, the touched accounts locked in id order), the postings are applied one after
+//! everything the batch needs are sent together (the touched accounts locked in id order,
+//! then the idempotency keys and the reversal targets), the postings are applied one after
 //! another in memory with the same money rules as SQLite (`posting::plan`), and what the
 //! accepted ones write goes back with the `COMMIT` in one pipelined round trip of
 //! set-based statements. (One round trip would need the money rules a second time, in
@@ -98,33 +98,37 @@ async fn read(client: &Client, postings: &[Posting]) -> Res<Applied> {
     ids.dedup();
     type Params<'a> = Vec<&'a (dyn ToSql + Sync)>;
     let (by_key, by_target, by_id): (Params, Params, Params) = (vec![&keys], vec![&targets], vec![&ids]);
-    let [by_key_sql, by_target_sql, by_id_sql] = prepare_all(
+    let [by_id_sql, by_key_sql, by_target_sql] = prepare_all(
         client,
         [
+            "SELECT * FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE",
             "SELECT id, idempotency_key, request_hash FROM ledger_transactions WHERE idempotency_key = ANY($1)",
             "SELECT id, reverses, EXISTS (SELECT 1 FROM ledger_transactions r WHERE r.reverses = t.id) AS reversed
              FROM ledger_transactions t WHERE id = ANY($1)",
-            "SELECT * FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE",
         ],
     )
     .await?;
     // Each request goes out when `join!` first polls it, in this order, so `BEGIN`
     // reaches the server first and the reads run inside the transaction. Every reply is
     // awaited and the first failure in statement order is the one reported (see `write`).
-    // A batch without reversals (most of them) does not ask for targets.
-    let (begun, earlier, target_rows, account_rows) = tokio::join!(
+    // The accounts are locked before the keys and targets are read: each statement of a
+    // READ COMMITTED transaction sees what was committed when it started, so keys read
+    // after the lock include whatever the lock waited for (a retry queued behind its own
+    // first attempt then finds that attempt's key and is answered as a replay, not
+    // planned afresh). A batch without reversals (most of them) does not ask for targets.
+    let (begun, account_rows, earlier, target_rows) = tokio::join!(
         client.batch_execute(BEGIN),
+        client.query(&by_id_sql, &by_id),
         client.query(&by_key_sql, &by_key),
         async {
             if targets.is_empty() {
                 return Ok(Vec::new());
             }
             client.query(&by_target_sql, &by_target).await
-        },
-        client.query(&by_id_sql, &by_id)
+        }
     );
     begun?;
-    let (earlier, target_rows, account_rows) = (earlier?, target_rows?, account_rows?);
+    let (account_rows, earlier, target_rows) = (account_rows?, earlier?, target_rows?);
     let mut applied = Applied::default();
     for row in &account_rows {
         let account = account_row(row)?;
