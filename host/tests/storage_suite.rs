@@ -1132,23 +1132,66 @@ mod postgres_only {
         client.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0)
     }
 
+    /// Waits until a backend waits for a lock `holder` has, and returns the statement it
+    /// waits in.
+    async fn statement_waiting_for(observer: &tokio_postgres::Client, holder: i32) -> String {
+        eventually("a batch waits for the account", || async { !waiting_for(observer, holder).await.is_empty() }).await;
+        let waiting = waiting_for(observer, holder).await[0];
+        observer.query_one("SELECT query FROM pg_stat_activity WHERE pid = $1", &[&waiting]).await.unwrap().get(0)
+    }
+
+    /// The statement a batch planned on what its host knew waits in: the check of the
+    /// rows the plan assumed (see `storage/postgres/batch.rs`).
+    const FAST_PATH_CHECK: &str = "payhost_ledger_plan_stale";
+
+    /// A ledger transaction under `key`, as another host's batch writes it.
+    async fn write_transaction(client: &tokio_postgres::Client, id: &str, key: &str, request_hash: &str) {
+        client
+            .execute(
+                "INSERT INTO ledger_transactions (id, idempotency_key, request_hash, currency, reverses, at) VALUES ($1, $2, $3, 'RUB', NULL, 1)",
+                &[&id, &key, &request_hash],
+            )
+            .await
+            .unwrap();
+    }
+
+    /// A posting sent while another connection holds its account.
+    struct Behind {
+        ledger: Ledger,
+        /// The holder, in its open transaction.
+        other: tokio_postgres::Client,
+        answered: tokio::task::JoinHandle<payhost::storage::StorageResult<Result<Vec<payhost::storage::EntryRow>, PostingRefusal>>>,
+    }
+
+    /// Funds `account` (100.00) through a host's ledger, runs `before` on another
+    /// connection, has it `hold` the account in an open transaction, and sends `posting`
+    /// from the host: the batch is planned on the 100.00 the host left and waits in its
+    /// check (the one-round-trip path) when this returns.
+    async fn posted_behind_a_lock(db: &TestDb, account: &str, before: &str, hold: &str, posting: &Posting) -> Behind {
+        let (storage, ledger) = funded(db, account).await;
+        let other = other_connection(db).await;
+        let observer = other_connection(db).await;
+        other.batch_execute(before).await.unwrap();
+        other.batch_execute(hold).await.unwrap();
+        let other_pid = pid(&other).await;
+        let answered = tokio::spawn({
+            let posting = posting.clone();
+            async move { storage.post(&posting).await }
+        });
+        let statement = statement_waiting_for(&observer, other_pid).await;
+        assert!(statement.contains(FAST_PATH_CHECK), "planned on the 100.00 this host left, then checked: {statement}");
+        Behind { ledger, other, answered }
+    }
+
     /// A batch whose account another host holds waits for it and plans on what that host
     /// left: the other host's change is never written over, and the debit's entry shows
     /// the balance it really left.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_batch_plans_on_what_another_host_left_on_its_account() {
         let Some(db) = TestDb::postgres().await else { return };
-        let (storage, l) = funded(&db, "moved-1").await;
-        let other = other_connection(&db).await;
-        let observer = other_connection(&db).await;
-        other.batch_execute("BEGIN; SELECT * FROM accounts WHERE id = 'moved-1' FOR UPDATE").await.unwrap();
-        let other_pid = pid(&other).await;
-
-        let debit = tokio::spawn({
-            let storage = storage.clone();
-            async move { storage.post(&posting("moved-a", "moved-1", -1_000, "charge")).await }
-        });
-        eventually("the batch waits for the account", || async { !waiting_for(&observer, other_pid).await.is_empty() }).await;
+        let hold = "BEGIN; SELECT * FROM accounts WHERE id = 'moved-1' FOR UPDATE";
+        let Behind { ledger: l, other, answered: debit } =
+            posted_behind_a_lock(&db, "moved-1", "", hold, &posting("moved-a", "moved-1", -1_000, "charge")).await;
         other.batch_execute("UPDATE accounts SET balance = balance - 5000 WHERE id = 'moved-1'; COMMIT").await.unwrap();
 
         let entries = debit.await.unwrap().unwrap().unwrap();
@@ -1165,27 +1208,11 @@ mod postgres_only {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_retry_waiting_behind_its_first_attempt_is_answered_as_a_replay() {
         let Some(db) = TestDb::postgres().await else { return };
-        let (storage, l) = funded(&db, "retry-1").await;
-        let other = other_connection(&db).await;
-        let observer = other_connection(&db).await;
-        other.batch_execute("BEGIN; SELECT * FROM accounts WHERE id = 'retry-1' FOR UPDATE").await.unwrap();
-        let other_pid = pid(&other).await;
-
         let retry = posting("retry-a", "retry-1", -8_000, "charge");
-        let answered = tokio::spawn({
-            let (storage, retry) = (storage.clone(), retry.clone());
-            async move { storage.post(&retry).await }
-        });
-        eventually("the retry waits for the account", || async { !waiting_for(&observer, other_pid).await.is_empty() }).await;
+        let hold = "BEGIN; SELECT * FROM accounts WHERE id = 'retry-1' FOR UPDATE";
+        let Behind { ledger: l, other, answered } = posted_behind_a_lock(&db, "retry-1", "", hold, &retry).await;
         // The first attempt, as the batch before would write it.
-        other
-            .execute(
-                "INSERT INTO ledger_transactions (id, idempotency_key, request_hash, currency, reverses, at)
-                 VALUES ('tx_first', $1, $2, 'RUB', NULL, 1)",
-                &[&retry.idempotency_key, &retry.request_hash],
-            )
-            .await
-            .unwrap();
+        write_transaction(&other, "tx_first", &retry.idempotency_key, &retry.request_hash).await;
         other
             .batch_execute(
                 "INSERT INTO ledger_entries (transaction_id, line_no, account, kind, delta, currency, balance_after, reference, at)
@@ -1199,5 +1226,69 @@ mod postgres_only {
         let entries = answered.await.unwrap().unwrap().expect("a replay, not a refusal");
         assert_eq!((entries[0].transaction_id.as_str(), entries[0].balance_after), ("tx_first", 2_000));
         assert_eq!(balance(&l, "retry-1").await, "20.00", "debited once");
+    }
+
+    /// A batch planned on what this host knew is refused as the slow path would refuse it
+    /// when its key was used meanwhile by another host: the key answers first, before
+    /// the money rules (here the debit would also be more than the balance).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_key_used_elsewhere_meanwhile_answers_before_the_money_rules() {
+        let Some(db) = TestDb::postgres().await else { return };
+        let too_much = posting("keyed-a", "keyed-1", -50_000, "charge");
+        let hold = "BEGIN; SELECT * FROM accounts WHERE id = 'keyed-1' FOR UPDATE";
+        let Behind { ledger: l, other, answered } = posted_behind_a_lock(&db, "keyed-1", "", hold, &too_much).await;
+        write_transaction(&other, "tx_elsewhere", &too_much.idempotency_key, "another request").await;
+        other.batch_execute("COMMIT").await.unwrap();
+
+        let refusal = answered.await.unwrap().unwrap().expect_err("refused");
+        assert!(matches!(refusal, PostingRefusal::IdempotencyConflict(ref key) if *key == too_much.idempotency_key), "{refusal:?}");
+        assert_eq!(balance(&l, "keyed-1").await, "100.00");
+    }
+
+    /// An overdraft an operator changed after this host's last batch on the account is
+    /// the one the next debit is checked against.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_overdraft_changed_elsewhere_is_the_one_a_debit_meets() {
+        let Some(db) = TestDb::postgres().await else { return };
+        let (storage, l) = funded(&db, "limit-1").await;
+        let other = other_connection(&db).await;
+        other.batch_execute("UPDATE accounts SET overdraft = 5000 WHERE id = 'limit-1'").await.unwrap();
+
+        let entries = storage.post(&posting("limit-a", "limit-1", -12_000, "charge")).await.unwrap().expect("within the new overdraft");
+        assert_eq!(entries[0].balance_after, -2_000);
+        other.batch_execute("UPDATE accounts SET overdraft = 0 WHERE id = 'limit-1'").await.unwrap();
+        let refusal = storage.post(&posting("limit-b", "limit-1", -1_000, "charge")).await.unwrap().expect_err("no overdraft left");
+        assert!(matches!(refusal, PostingRefusal::InsufficientFunds { .. }), "{refusal:?}");
+        assert_eq!(balance(&l, "limit-1").await, "-20.00");
+    }
+
+    /// A batch planned on what the transaction holding its account will leave passes its
+    /// check once that transaction commits: the rows are compared as the lock hands them
+    /// over, not as they were when the check started. (Otherwise every batch planned on
+    /// the one still committing before it, the usual case on a hot account, would fail
+    /// its check and run again.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_planned_on_what_the_lock_holder_leaves_passes_its_check() {
+        let Some(db) = TestDb::postgres().await else { return };
+        // Every failed check counted, whatever rolls back.
+        let before = "CREATE SEQUENCE failed_checks;
+             CREATE OR REPLACE FUNCTION payhost_ledger_plan_stale() RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
+             BEGIN
+                 PERFORM nextval('failed_checks');
+                 RAISE EXCEPTION 'stale' USING ERRCODE = 'serialization_failure';
+             END $$;
+             UPDATE accounts SET balance = 7000 WHERE id = 'next-1';";
+        // Another transaction puts back what this host last left, and holds the row.
+        let hold = "BEGIN; UPDATE accounts SET balance = 10000 WHERE id = 'next-1'";
+        let Behind { ledger: l, other, answered: debit } =
+            posted_behind_a_lock(&db, "next-1", before, hold, &posting("next-a", "next-1", -1_000, "charge")).await;
+        other.batch_execute("COMMIT").await.unwrap();
+
+        let entries = debit.await.unwrap().unwrap().unwrap();
+        assert_eq!(entries[0].balance_after, 9_000);
+        assert_eq!(balance(&l, "next-1").await, "90.00");
+        let failed: i64 = other.query_one("SELECT last_value FROM failed_checks", &[]).await.unwrap().get(0);
+        let called: bool = other.query_one("SELECT is_called FROM failed_checks", &[]).await.unwrap().get(0);
+        assert!(!called, "no check failed ({failed} counted)");
     }
 }

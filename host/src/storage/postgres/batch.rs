@@ -1,10 +1,23 @@
-//! A batch of postings on PostgreSQL in two round trips, whatever its size: `BEGIN` and
-//! everything the batch needs are sent together (the touched accounts locked in id order,
-//! then the idempotency keys and the reversal targets), the postings are applied one after
-//! another in memory with the same money rules as SQLite (`posting::plan`), and what the
-//! accepted ones write goes back with the `COMMIT` in one pipelined round trip of
-//! set-based statements. (One round trip would need the money rules a second time, in
-//! PL/pgSQL, and the two backends could then refuse differently.)
+//! A batch of postings on PostgreSQL, whatever its size, in one round trip when this host
+//! knows the accounts it touches and in two otherwise.
+//!
+//! Two round trips (the slow path): `BEGIN` and everything the batch needs are sent
+//! together (the touched accounts locked in id order, then the idempotency keys and the
+//! reversal targets), the postings are applied one after another in memory with the same
+//! money rules as SQLite (`posting::plan`), and what the accepted ones write goes back
+//! with the `COMMIT` in one pipelined round trip of set-based statements.
+//!
+//! One round trip (the fast path, for batches that reverse nothing and touch only
+//! accounts in `KnownAccounts`): the postings are applied in memory to the rows this
+//! host's last batches left, and `BEGIN`, a check, the writes and `COMMIT` go out
+//! together. The check locks the accounts in id order and raises a serialisation failure
+//! unless each is still exactly as the plan assumed and none of the batch's keys is used;
+//! the failure aborts the transaction, so the writes behind it never commit, and the
+//! batch runs again on the slow path. Whatever the plan decided (each acceptance and each
+//! refusal) followed from those rows and those keys alone, so a batch whose check passes
+//! is answered exactly as the slow path would answer it. (The money rules stay in Rust
+//! only: checking the rows needs no rule of its own.) Batches planned one on another
+//! reach the locks in the order they were planned (`known_accounts::Turn`).
 //!
 //! A refused posting writes nothing, exactly as if it had rolled back to its own
 //! savepoint: its key stays free and the accounts it would have opened stay unopened.
@@ -18,6 +31,7 @@ use deadpool_postgres::Client;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Statement;
 
+use super::known_accounts::{KnownAccounts, Turn};
 use super::ledger::{account_row, entry_row};
 use super::{rows, Res};
 use crate::storage::group_commit::PostingOutcome;
@@ -69,15 +83,99 @@ async fn prepare_all<const N: usize>(client: &Client, sql: [&str; N]) -> Res<[St
 /// planned this way.
 const BEGIN: &str = "BEGIN; SET LOCAL enable_seqscan = off";
 
-/// Runs the batch as one transaction on `client`. On an error the transaction may still
-/// be open (or aborted) on the connection: the caller rolls it back (`roll_back`) before
-/// the connection does anything else.
-pub(super) async fn post_batch_once(client: &Client, postings: &[Posting]) -> Res<Vec<PostingOutcome>> {
+/// Runs the batch as one transaction on `client`, planned on `known` when it can be,
+/// and leaves in `known` the rows the batch plans. On an error the transaction may still
+/// be open (or aborted) on the connection: the caller rolls it back (`roll_back`) and
+/// forgets the batch's accounts (`KnownAccounts::forget`) before running it again.
+pub(super) async fn post_batch_once(client: &Client, postings: &[Posting], known: &KnownAccounts) -> Res<Vec<PostingOutcome>> {
+    if let Some((applied, assumed, outcomes, mut turn)) = planned_on(postings, known) {
+        turn.wait().await;
+        write(client, postings, &applied, Some((&assumed, &turn))).await?;
+        return Ok(outcomes);
+    }
     let mut applied = read(client, postings).await?;
-    let outcomes = postings.iter().enumerate().map(|(index, posting)| applied.apply(index, posting)).collect();
-    write(client, postings, &applied).await?;
+    let outcomes = apply_all(&mut applied, postings);
+    known.remember(applied.accounts.values());
+    write(client, postings, &applied, None).await?;
     Ok(outcomes)
 }
+
+fn apply_all(applied: &mut Applied, postings: &[Posting]) -> Vec<PostingOutcome> {
+    postings.iter().enumerate().map(|(index, posting)| applied.apply(index, posting)).collect()
+}
+
+/// What a batch planned on `KnownAccounts` assumed: the touched rows before it, in id
+/// order, and that none of its keys is used.
+struct Assumed {
+    ids: Vec<String>,
+    currencies: Vec<String>,
+    balances: Vec<i64>,
+    overdrafts: Vec<i64>,
+    keys: Vec<String>,
+}
+
+/// A fast-path batch planned (and what it leaves remembered), or `None` when it needs
+/// the slow path's reads: it reverses a transaction (the targets are only read on the
+/// server) or touches an account this host does not know.
+fn planned_on(postings: &[Posting], known: &KnownAccounts) -> Option<(Applied, Assumed, Vec<PostingOutcome>, Turn)> {
+    if postings.iter().any(|p| p.reverses.is_some()) {
+        return None;
+    }
+    let mut ids: Vec<String> = postings.iter().flat_map(touched_accounts).collect();
+    ids.sort();
+    ids.dedup();
+    let mut known = known.hold();
+    let accounts = known.rows_of(&ids)?;
+    let rows = ids.iter().map(|id| &accounts[id]);
+    let assumed = Assumed {
+        currencies: rows.clone().map(|a| a.currency.clone()).collect(),
+        balances: rows.clone().map(|a| a.balance).collect(),
+        overdrafts: rows.map(|a| a.overdraft).collect(),
+        ids,
+        keys: postings.iter().map(|p| p.idempotency_key.clone()).collect(),
+    };
+    let mut applied = Applied { accounts, ..Applied::default() };
+    let outcomes = apply_all(&mut applied, postings);
+    known.remember(applied.accounts.values());
+    Some((applied, assumed, outcomes, known.take_turn()))
+}
+
+impl Assumed {
+    /// `BEGIN` and the check, sent together with the writes that follow them; the next
+    /// batch in line may send once the rows' reply is in (the locks are held, or the
+    /// check failed).
+    async fn check(&self, client: &Client, [rows_sql, keys_sql]: &[Statement; 2], turn: &Turn) -> Res<()> {
+        let rows: [&(dyn ToSql + Sync); 4] = [&self.ids, &self.currencies, &self.balances, &self.overdrafts];
+        let keys: [&(dyn ToSql + Sync); 1] = [&self.keys];
+        let locked = async {
+            let locked = client.query(rows_sql, &rows).await;
+            turn.locked();
+            locked
+        };
+        let (begun, rows, keys) = tokio::join!(client.batch_execute(BEGIN), locked, client.query(keys_sql, &keys));
+        begun?;
+        rows?;
+        keys?;
+        Ok(())
+    }
+}
+
+/// The check of a fast-path batch, as two statements: each statement of a READ COMMITTED
+/// transaction sees what was committed when it started, so the keys are looked up after
+/// the locks are taken and see whatever the locks waited for. The rows are compared only
+/// once locked: the lock hands over the row as the transaction it waited for left it,
+/// while a condition on the values next to `FOR UPDATE` would be tested first on the
+/// statement's snapshot, and a batch planned on what the batch before will leave (which
+/// is still committing when this one starts) would never match. `payhost_ledger_plan_stale()`
+/// raises the serialisation failure; `CASE` calls it only when a check fails.
+const CHECK_SQL: [&str; 2] = [
+    "SELECT CASE WHEN count(*) = cardinality($1::text[]) THEN true ELSE payhost_ledger_plan_stale() END
+     FROM (SELECT id, currency, balance, overdraft FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE) AS locked
+     JOIN UNNEST($1::text[], $2::text[], $3::int8[], $4::int8[]) AS planned(id, currency, balance, overdraft)
+         USING (id, currency, balance, overdraft)",
+    "SELECT CASE WHEN count(*) = 0 THEN true ELSE payhost_ledger_plan_stale() END
+     FROM ledger_transactions WHERE idempotency_key = ANY($1)",
+];
 
 /// Ends whatever a failed `post_batch_once` left open; harmless when nothing is (the
 /// server only warns). A connection that cannot even do this is broken, and the pool
@@ -222,11 +320,24 @@ impl Applied {
 }
 
 /// Everything the accepted postings write, as four set-based statements sent together
-/// with the `COMMIT`.
-async fn write(client: &Client, postings: &[Posting], applied: &Applied) -> Res<()> {
+/// with the `COMMIT`, headed by `BEGIN` and the check when the batch was planned on what
+/// this host knew (`assumed`).
+async fn write(client: &Client, postings: &[Posting], applied: &Applied, assumed: Option<(&Assumed, &Turn)>) -> Res<()> {
+    let check_sql = match assumed {
+        Some(_) => Some(prepare_all(client, CHECK_SQL).await?),
+        None => None,
+    };
+    let checked = async {
+        match (assumed, &check_sql) {
+            (Some((assumed, turn)), Some(sql)) => assumed.check(client, sql, turn).await,
+            _ => Ok(()),
+        }
+    };
     if applied.written.is_empty() {
-        // Nothing to write, but the reads locked the accounts.
-        client.batch_execute("COMMIT").await?;
+        // Nothing to write, but the reads or the check locked the accounts.
+        let (checked, committed) = tokio::join!(checked, client.batch_execute("COMMIT"));
+        checked?;
+        committed?;
         return Ok(());
     }
     // In id order, as the reads lock: two batches opening the same accounts wait on each
@@ -288,14 +399,15 @@ async fn write(client: &Client, postings: &[Posting], applied: &Applied) -> Res<
     // the entries that reference them). `WITH ORDINALITY ... ORDER BY` keeps the entries'
     // sequence numbers in posting and line order. A statement that fails aborts the
     // transaction, and the server then turns the `COMMIT` into a rollback: its own reply
-    // is not an error, so success is all five replies succeeding. A batch that opens no
+    // is not an error, so success is every reply succeeding. A batch that opens no
     // account sends no insert of accounts.
     //
     // The cause is the first failure in statement order: every statement after it fails
     // only with "transaction aborted" (25P02). `try_join!` would return whichever failed
     // reply it polled first, and it rotates the branch it polls first, so a lost race (a
     // unique violation, which the caller reruns) could surface as that generic failure.
-    let (opened, transactions, entries, balances, committed) = tokio::join!(
+    let (checked, opened, transactions, entries, balances, committed) = tokio::join!(
+        checked,
         async {
             if open_ids.is_empty() {
                 return Ok(0);
@@ -307,6 +419,7 @@ async fn write(client: &Client, postings: &[Posting], applied: &Applied) -> Res<
         client.execute(&balances_sql, &balances),
         client.batch_execute("COMMIT"),
     );
+    checked?;
     opened?;
     transactions?;
     entries?;

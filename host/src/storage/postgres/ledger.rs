@@ -1,6 +1,6 @@
 //! PostgreSQL: accounts and postings, with the touched accounts locked in id order and
-//! lost races retried. Postings are group-committed: a batch is one transaction in two
-//! round trips (`batch`).
+//! lost races retried. Postings are group-committed: a batch is one transaction in one
+//! round trip, or two when this host does not know its accounts yet (`batch`).
 
 use std::sync::Arc;
 
@@ -9,6 +9,7 @@ use deadpool_postgres::{GenericClient, Object};
 use futures::future::BoxFuture;
 use tokio_postgres::Row;
 
+use super::known_accounts::KnownAccounts;
 use super::{batch, get, rows, Connections, Failure, PostgresStorage, Res, POST_ATTEMPTS};
 use crate::storage::group_commit::{BatchPoster, GroupCommit, PostingOutcome};
 use crate::storage::{AccountRow, EntryKind, EntryRow, LedgerStore, Minor, Posting, PostingRefusal, StorageResult};
@@ -44,22 +45,23 @@ async fn entries_of<C: GenericClient>(client: &C, transaction_id: &str) -> Res<V
     rows(found, entry_row)
 }
 
-/// Applies `postings` in one transaction with one commit, in two round trips
-/// (`batch`); a batch that lost a race to another host (a deadlock, a
-/// serialisation failure, or a key, account or reversal it could not see yet) is run
-/// again whole, and the rerun sees what the other host wrote.
-async fn post_batch(pool: &Connections, postings: &[Posting]) -> StorageResult<Vec<PostingOutcome>> {
+/// Applies `postings` in one transaction with one commit (`batch`); a batch that lost a
+/// race (a deadlock, a serialisation failure, a plan on rows that changed, or a key,
+/// account or reversal it could not see yet) is run again whole, on the slow path, and
+/// the rerun sees what the other transaction wrote.
+async fn post_batch(pool: &Connections, known: &KnownAccounts, postings: &[Posting]) -> StorageResult<Vec<PostingOutcome>> {
     let mut guard = Unfinished(Some(pool.get().await?));
     let client = guard.0.as_ref().expect("set just above");
     let mut attempt = 1;
     loop {
-        match batch::post_batch_once(client, postings).await {
+        match batch::post_batch_once(client, postings, known).await {
             Ok(outcomes) => {
                 guard.0 = None;
                 return Ok(outcomes);
             }
             Err(failure) => {
                 batch::roll_back(client).await;
+                known.forget(postings.iter().flat_map(|p| p.lines.iter().map(|l| &l.account)));
                 if !(failure.is_lost_race() || failure.is_unique_violation()) || attempt >= POST_ATTEMPTS {
                     guard.0 = None;
                     return Err(failure.into());
@@ -88,11 +90,14 @@ impl Drop for Unfinished {
 const BATCHES_IN_FLIGHT: usize = 2;
 
 /// The group-commit writer's side of the pool.
-pub(super) struct BatchWriter(pub(super) Connections);
+pub(super) struct BatchWriter {
+    pub(super) pool: Connections,
+    pub(super) known: Arc<KnownAccounts>,
+}
 
 impl BatchPoster for BatchWriter {
     fn post_batch(&self, postings: Arc<[Posting]>) -> BoxFuture<'_, StorageResult<Vec<PostingOutcome>>> {
-        Box::pin(async move { post_batch(&self.0, &postings).await })
+        Box::pin(async move { post_batch(&self.pool, &self.known, &postings).await })
     }
 
     /// The next batch's `BEGIN` and reads go out while the one before commits; more than
@@ -135,12 +140,12 @@ impl LedgerStore for PostgresStorage {
     }
 
     async fn post(&self, posting: &Posting) -> StorageResult<Result<Vec<EntryRow>, PostingRefusal>> {
-        let writer = self.writer.get_or_init(|| GroupCommit::start(self.pool.home.as_ref(), Arc::new(BatchWriter(self.pool.clone()))));
+        let writer = self.writer.get_or_init(|| GroupCommit::start(self.pool.home.as_ref(), Arc::new(BatchWriter { pool: self.pool.clone(), known: self.known.clone() })));
         writer.post(posting.clone()).await
     }
 
     async fn post_batch(&self, postings: &[Posting]) -> StorageResult<Vec<PostingOutcome>> {
-        post_batch(&self.pool, postings).await
+        post_batch(&self.pool, &self.known, postings).await
     }
 
     async fn transaction_entries(&self, transaction_id: &str) -> StorageResult<Vec<EntryRow>> {

@@ -10,11 +10,12 @@ mod batch;
 mod control;
 mod events;
 mod jobs;
+mod known_accounts;
 mod kv;
 mod ledger;
 mod unsettled;
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -24,6 +25,7 @@ use tokio_postgres::{NoTls, Row};
 
 use super::{JobState, Lease, Storage, StorageError, StorageResult};
 use super::group_commit::GroupCommit;
+use known_accounts::KnownAccounts;
 
 /// Connections per host; postings hold one for a few round trips only.
 const POOL_SIZE: usize = 16;
@@ -174,6 +176,13 @@ ALTER TABLE checkouts
     ADD COLUMN settled_by TEXT;
 CREATE INDEX checkouts_open ON checkouts (next_lookup_at) WHERE settled_at IS NULL;
 CREATE INDEX payment_events_by_reference ON payment_events (system, reference);
+"#, r#"
+CREATE FUNCTION payhost_ledger_plan_stale() RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    RAISE EXCEPTION 'a ledger batch was planned on accounts or keys that have changed; it runs again'
+        USING ERRCODE = 'serialization_failure';
+END
+$$;
 "#];
 
 pub struct PostgresStorage {
@@ -181,6 +190,9 @@ pub struct PostgresStorage {
     /// The group-commit writer of postings, started on the first one (on the runtime
     /// the storage was opened on).
     writer: OnceLock<GroupCommit>,
+    /// The accounts as this host's batches left them, for batches planned before they
+    /// reach the server.
+    known: Arc<KnownAccounts>,
 }
 
 /// The connection pool, with the runtime the storage was opened on: a new connection's
@@ -280,7 +292,7 @@ impl PostgresStorage {
             .map_err(|e| anyhow::anyhow!("PostgreSQL pool: {e}"))?;
         // Fail at start-up, with the reason, rather than at the first request.
         drop(pool.get().await.map_err(|e| anyhow::anyhow!("connecting to PostgreSQL: {e}"))?);
-        Ok(Self { pool: Connections { pool, home: tokio::runtime::Handle::try_current().ok() }, writer: OnceLock::new() })
+        Ok(Self { pool: Connections { pool, home: tokio::runtime::Handle::try_current().ok() }, writer: OnceLock::new(), known: Arc::default() })
     }
 
     async fn client(&self) -> StorageResult<Object> {
