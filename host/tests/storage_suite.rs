@@ -1291,4 +1291,70 @@ mod postgres_only {
         let called: bool = other.query_one("SELECT is_called FROM failed_checks", &[]).await.unwrap().get(0);
         assert!(!called, "no check failed ({failed} counted)");
     }
+
+    /// A group that expects a key to be absent is refused when another host creates the
+    /// key while the group runs: the other host's insert is not committed when the group
+    /// looks (so nothing is there to lock), and a group that then wrote over it would
+    /// have two creators both told they created the record.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_key_expected_absent_and_created_meanwhile_refuses_the_group() {
+        let Some(db) = TestDb::postgres().await else { return };
+        let storage = db.open().await;
+        let other = other_connection(&db).await;
+        let observer = other_connection(&db).await;
+        other.batch_execute("BEGIN; INSERT INTO kv (ns, key, value) VALUES ('shop', 'profile/1', 'theirs')").await.unwrap();
+        let other_pid = pid(&other).await;
+
+        let create = vec![
+            KvWrite::Expect { key: "profile/1".into(), value: None },
+            KvWrite::Put { key: "profile/1".into(), value: b"mine".to_vec() },
+            KvWrite::Put { key: "due/1".into(), value: Vec::new() },
+        ];
+        let written = tokio::spawn({
+            let (storage, create) = (storage.clone(), create.clone());
+            async move { storage.kv_write_groups("shop", &[create]).await }
+        });
+        eventually("the group waits for the other insert", || async { !waiting_for(&observer, other_pid).await.is_empty() }).await;
+        other.batch_execute("COMMIT").await.unwrap();
+
+        assert_eq!(written.await.unwrap().unwrap(), vec![false], "the key was there when the group committed");
+        assert_eq!(storage.kv_get("shop", "profile/1").await.unwrap().as_deref(), Some(&b"theirs"[..]));
+        assert_eq!(storage.kv_get("shop", "due/1").await.unwrap(), None, "nothing of the group written");
+        // Absent again, the same group is written, and an expectation alone leaves no row.
+        storage.kv_delete("shop", "profile/1").await.unwrap();
+        let only_expect = vec![KvWrite::Expect { key: "other/1".into(), value: None }, KvWrite::Put { key: "due/2".into(), value: b"x".to_vec() }];
+        assert_eq!(storage.kv_write_groups("shop", &[create, only_expect]).await.unwrap(), vec![true, true]);
+        assert_eq!(storage.kv_get("shop", "profile/1").await.unwrap().as_deref(), Some(&b"mine"[..]));
+        assert_eq!(storage.kv_get("shop", "other/1").await.unwrap(), None);
+        assert_eq!(storage.kv_get("shop", "due/2").await.unwrap().as_deref(), Some(&b"x"[..]));
+    }
+
+    /// The same for the store writes a payment event's completion commits with it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_event_completion_expecting_a_key_absent_is_refused_when_it_is_created_meanwhile() {
+        let Some(db) = TestDb::postgres().await else { return };
+        let storage = db.open().await;
+        let (id, _) = storage.event_ingest("shop", &payment_event("pi_x", "succeeded"), 1_000).await.unwrap();
+        let held = lease("host-a", 100_000);
+        assert_eq!(storage.event_claim_due(5_000, &held, 10).await.unwrap().len(), 1);
+        let other = other_connection(&db).await;
+        let observer = other_connection(&db).await;
+        other.batch_execute("BEGIN; INSERT INTO kv (ns, key, value) VALUES ('shop', 'order/pi_x', 'theirs')").await.unwrap();
+        let other_pid = pid(&other).await;
+
+        let writes = vec![
+            KvWrite::Expect { key: "order/pi_x".into(), value: None },
+            KvWrite::Put { key: "order/pi_x".into(), value: b"mine".to_vec() },
+        ];
+        let completed = tokio::spawn({
+            let storage = storage.clone();
+            async move { storage.event_complete(id, &held, "shop", &writes).await }
+        });
+        eventually("the completion waits for the other insert", || async { !waiting_for(&observer, other_pid).await.is_empty() }).await;
+        other.batch_execute("COMMIT").await.unwrap();
+
+        assert!(!completed.await.unwrap().unwrap(), "the key was there when the completion committed");
+        assert_eq!(storage.kv_get("shop", "order/pi_x").await.unwrap().as_deref(), Some(&b"theirs"[..]));
+        assert_eq!(storage.event_list(Some("shop"), 10).await.unwrap()[0].state, JobState::Pending);
+    }
 }

@@ -1,12 +1,15 @@
-//! PostgreSQL: plugin key-value stores.
+//! PostgreSQL: plugin key-value stores. Guarded writes lock the rows they expect to
+//! hold a value, and claim the keys they expect to be absent by inserting them
+//! (`claim_absent`): a row another transaction is still creating cannot be locked, only
+//! waited for on the key's unique index.
 
 use async_trait::async_trait;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use deadpool_postgres::Transaction;
+use deadpool_postgres::{Object, Transaction};
 
-use super::{PostgresStorage, Res};
+use super::{PostgresStorage, Res, POST_ATTEMPTS};
 use crate::storage::{KeyValueStore, KvWrite, StorageResult};
 
 #[async_trait]
@@ -85,48 +88,14 @@ impl KeyValueStore for PostgresStorage {
     }
 
     async fn kv_write_groups(&self, ns: &str, groups: &[Vec<KvWrite>]) -> StorageResult<Vec<bool>> {
-        // A fixed number of round trips however many groups: every expected key read
-        // (and locked) at once, the groups decided in memory in order, then the final
-        // value of each written key sent as one upsert and one delete.
-        let expected: Vec<&str> = groups.iter().flatten().filter_map(expected_key).collect();
         let mut client = self.client().await?;
-        let run = async {
-            let tx = client.transaction().await?;
-            let mut stored: HashMap<String, Option<Vec<u8>>> = expected.iter().map(|k| (k.to_string(), None)).collect();
-            if !expected.is_empty() {
-                let stmt = tx.prepare_cached("SELECT key, value FROM kv WHERE ns = $1 AND key = ANY($2) FOR UPDATE").await?;
-                for row in tx.query(&stmt, &[&ns, &expected]).await? {
-                    stored.insert(row.try_get(0)?, Some(row.try_get(1)?));
-                }
+        let mut attempt = 1;
+        loop {
+            match write_groups_once(&mut client, ns, groups).await {
+                Err(failure) if failure.is_lost_race() && attempt < POST_ATTEMPTS => attempt += 1,
+                outcome => return Ok(outcome?),
             }
-            let (written, changes) = decide(groups, stored);
-            let (mut put_keys, mut put_values, mut deleted) = (Vec::new(), Vec::new(), Vec::new());
-            for (key, value) in &changes {
-                match value {
-                    Some(value) => {
-                        put_keys.push(key.as_str());
-                        put_values.push(value.as_slice());
-                    }
-                    None => deleted.push(key.as_str()),
-                }
-            }
-            if !put_keys.is_empty() {
-                let stmt = tx
-                    .prepare_cached(
-                        "INSERT INTO kv (ns, key, value) SELECT $1, k, v FROM unnest($2::text[], $3::bytea[]) AS t(k, v)
-                         ON CONFLICT (ns, key) DO UPDATE SET value = EXCLUDED.value",
-                    )
-                    .await?;
-                tx.execute(&stmt, &[&ns, &put_keys, &put_values]).await?;
-            }
-            if !deleted.is_empty() {
-                let stmt = tx.prepare_cached("DELETE FROM kv WHERE ns = $1 AND key = ANY($2)").await?;
-                tx.execute(&stmt, &[&ns, &deleted]).await?;
-            }
-            tx.commit().await?;
-            Res::Ok(written)
-        };
-        Ok(run.await?)
+        }
     }
 
     async fn kv_list(&self, ns: &str, prefix: &str, start_after: Option<&str>, limit: u32) -> StorageResult<Vec<String>> {
@@ -146,12 +115,71 @@ impl KeyValueStore for PostgresStorage {
     }
 }
 
-/// Inside the caller's transaction: checks every `Expect` of `writes` (locking the rows
-/// that exist, so they cannot change before commit), then applies its puts and deletes
-/// in order when all hold. False (nothing written) when one does not.
+/// One attempt of `kv_write_groups`, in a fixed number of round trips however many
+/// groups: the keys expected absent claimed (`claim_absent`), every other expected key
+/// read and locked at once, the groups decided in memory in order, then the final value
+/// of each written key sent as one upsert and one delete.
+async fn write_groups_once(client: &mut Object, ns: &str, groups: &[Vec<KvWrite>]) -> Res<Vec<bool>> {
+    let expected: Vec<&str> = groups.iter().flatten().filter_map(expected_key).collect();
+    let absent: Vec<&str> = groups.iter().flatten().filter_map(expected_absent).collect();
+    let tx = client.transaction().await?;
+    let claimed = claim_absent(&tx, ns, &absent).await?;
+    let mut stored: HashMap<String, Option<Vec<u8>>> = expected.iter().map(|k| (k.to_string(), None)).collect();
+    if !expected.is_empty() {
+        let stmt = tx.prepare_cached("SELECT key, value FROM kv WHERE ns = $1 AND key = ANY($2) FOR UPDATE").await?;
+        for row in tx.query(&stmt, &[&ns, &expected]).await? {
+            let key: String = row.try_get(0)?;
+            if !claimed.contains(&key) {
+                stored.insert(key, Some(row.try_get(1)?));
+            }
+        }
+    }
+    let (written, mut changes) = decide(groups, stored);
+    // A claim no accepted group wrote a value over goes again: the key stays absent.
+    for key in claimed {
+        if !matches!(changes.get(&key), Some(Some(_))) {
+            changes.insert(key, None);
+        }
+    }
+    let (mut put_keys, mut put_values, mut deleted) = (Vec::new(), Vec::new(), Vec::new());
+    for (key, value) in &changes {
+        match value {
+            Some(value) => {
+                put_keys.push(key.as_str());
+                put_values.push(value.as_slice());
+            }
+            None => deleted.push(key.as_str()),
+        }
+    }
+    if !put_keys.is_empty() {
+        let stmt = tx
+            .prepare_cached(
+                "INSERT INTO kv (ns, key, value) SELECT $1, k, v FROM unnest($2::text[], $3::bytea[]) AS t(k, v)
+                 ON CONFLICT (ns, key) DO UPDATE SET value = EXCLUDED.value",
+            )
+            .await?;
+        tx.execute(&stmt, &[&ns, &put_keys, &put_values]).await?;
+    }
+    if !deleted.is_empty() {
+        let stmt = tx.prepare_cached("DELETE FROM kv WHERE ns = $1 AND key = ANY($2)").await?;
+        tx.execute(&stmt, &[&ns, &deleted]).await?;
+    }
+    tx.commit().await?;
+    Ok(written)
+}
+
+/// Inside the caller's transaction: checks every `Expect` of `writes` (claiming the keys
+/// expected absent, locking the rows that exist, so neither can change before commit),
+/// then applies its puts and deletes in order when all hold. False when one does not:
+/// the caller then rolls the transaction back (it may hold claims).
 pub(super) async fn write_group(tx: &Transaction<'_>, ns: &str, writes: &[KvWrite]) -> Res<bool> {
+    let absent: Vec<&str> = writes.iter().filter_map(expected_absent).collect();
+    let claimed = claim_absent(tx, ns, &absent).await?;
+    if absent.iter().any(|key| !claimed.contains(*key)) {
+        return Ok(false);
+    }
     for write in writes {
-        if let KvWrite::Expect { key, value } = write {
+        if let KvWrite::Expect { key, value: value @ Some(_) } = write {
             let stmt = tx.prepare_cached("SELECT value FROM kv WHERE ns = $1 AND key = $2 FOR UPDATE").await?;
             let current: Option<Vec<u8>> = tx.query_opt(&stmt, &[&ns, key]).await?.map(|r| r.try_get(0)).transpose()?;
             if current != *value {
@@ -174,7 +202,43 @@ pub(super) async fn write_group(tx: &Transaction<'_>, ns: &str, writes: &[KvWrit
             }
         }
     }
+    // A claim the group wrote nothing over goes again: the key stays absent.
+    let unwritten: Vec<&str> = claimed
+        .iter()
+        .map(String::as_str)
+        .filter(|key| !writes.iter().any(|w| matches!(w, KvWrite::Put { key: k, .. } | KvWrite::Delete { key: k } if k == key)))
+        .collect();
+    if !unwritten.is_empty() {
+        let stmt = tx.prepare_cached("DELETE FROM kv WHERE ns = $1 AND key = ANY($2)").await?;
+        tx.execute(&stmt, &[&ns, &unwritten]).await?;
+    }
     Ok(true)
+}
+
+/// Claims the keys in `absent` that are absent: each is inserted (with an empty value,
+/// overwritten or deleted before commit), so another transaction creating the same key
+/// waits for this one, and this one waits for any creating it now. Without the claim,
+/// a key created by a transaction not yet committed when this one looks is not there to
+/// lock, and this one would write over it. Returns the keys claimed; the others exist.
+async fn claim_absent(tx: &Transaction<'_>, ns: &str, absent: &[&str]) -> Res<HashSet<String>> {
+    if absent.is_empty() {
+        return Ok(HashSet::new());
+    }
+    // In key order, so two transactions claiming the same keys wait in one order.
+    let stmt = tx
+        .prepare_cached(
+            r#"INSERT INTO kv (ns, key, value) SELECT $1, k, '\x'::bytea FROM unnest($2::text[]) AS t(k) ORDER BY k COLLATE "C"
+               ON CONFLICT (ns, key) DO NOTHING RETURNING key"#,
+        )
+        .await?;
+    tx.query(&stmt, &[&ns, &absent]).await?.iter().map(|row| Ok(row.try_get(0)?)).collect()
+}
+
+fn expected_absent(write: &KvWrite) -> Option<&str> {
+    match write {
+        KvWrite::Expect { key, value: None } => Some(key),
+        _ => None,
+    }
 }
 
 fn expected_key(write: &KvWrite) -> Option<&str> {
