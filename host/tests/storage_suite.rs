@@ -1357,4 +1357,32 @@ mod postgres_only {
         assert_eq!(storage.kv_get("shop", "order/pi_x").await.unwrap().as_deref(), Some(&b"theirs"[..]));
         assert_eq!(storage.event_list(Some("shop"), 10).await.unwrap()[0].state, JobState::Pending);
     }
+
+    /// Guarded writes that lose a deadlock to another host run again, and are answered.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn guarded_writes_that_lose_a_deadlock_run_again() {
+        let Some(db) = TestDb::postgres().await else { return };
+        let storage = db.open().await;
+        let client = other_connection(&db).await;
+        client
+            .batch_execute(
+                "CREATE SEQUENCE kv_attempts;
+                 CREATE FUNCTION lose_a_deadlock() RETURNS trigger LANGUAGE plpgsql AS $$
+                 BEGIN
+                     IF NEW.key LIKE 'race/%' AND nextval('kv_attempts') % 2 = 1 THEN
+                         RAISE EXCEPTION 'simulated deadlock' USING ERRCODE = 'deadlock_detected';
+                     END IF;
+                     RETURN NEW;
+                 END $$;
+                 CREATE TRIGGER lose_a_deadlock BEFORE INSERT ON kv FOR EACH ROW EXECUTE FUNCTION lose_a_deadlock();",
+            )
+            .await
+            .unwrap();
+
+        let group = vec![KvWrite::Put { key: "race/1".into(), value: b"v".to_vec() }];
+        assert_eq!(storage.kv_write_groups("shop", &[group]).await.unwrap(), vec![true]);
+        assert_eq!(storage.kv_get("shop", "race/1").await.unwrap().as_deref(), Some(&b"v"[..]));
+        let attempts: i64 = client.query_one("SELECT last_value FROM kv_attempts", &[]).await.unwrap().get(0);
+        assert_eq!(attempts, 2, "lost once, ran again once");
+    }
 }
