@@ -1385,4 +1385,25 @@ mod postgres_only {
         let attempts: i64 = client.query_one("SELECT last_value FROM kv_attempts", &[]).await.unwrap().get(0);
         assert_eq!(attempts, 2, "lost once, ran again once");
     }
+
+    /// A batch stuck behind a lock someone else holds does not hold up this host's
+    /// batches on other accounts, though the next batch waits for it to lock first.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_stuck_on_a_lock_does_not_hold_up_other_accounts() {
+        let Some(db) = TestDb::postgres().await else { return };
+        let hold = "BEGIN; SELECT * FROM accounts WHERE id = 'stuck-1' FOR UPDATE";
+        let Behind { ledger: l, other, answered: stuck } =
+            posted_behind_a_lock(&db, "stuck-1", "", hold, &posting("stuck-a", "stuck-1", -1_000, "charge")).await;
+        l.open_account("free-1", "RUB").await.unwrap();
+        l.credit("test", "fund-free", "free-1", "10.00", "RUB", "funding").await.unwrap();
+
+        // A guard against hanging, not a measure: without it a stall would never end.
+        let free = tokio::time::timeout(Duration::from_secs(60), l.debit("test", "free-a", "free-1", "3.00", "RUB", "charge")).await;
+        free.expect("the other account's debit is not held up").unwrap();
+        assert_eq!(balance(&l, "free-1").await, "7.00");
+        assert!(!stuck.is_finished(), "the stuck batch still waits");
+        other.batch_execute("COMMIT").await.unwrap();
+        stuck.await.unwrap().unwrap().unwrap();
+        assert_eq!(balance(&l, "stuck-1").await, "90.00");
+    }
 }

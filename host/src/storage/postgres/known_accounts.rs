@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -19,6 +20,10 @@ use crate::storage::AccountRow;
 /// Accounts remembered at most; past it the memory starts over (a full Netflix run
 /// touches one account per customer, and a forgotten account costs one slow batch).
 const CAPACITY: usize = 65_536;
+
+/// How long a batch waits for the one planned before it to hold its locks (about a
+/// round trip, as a rule).
+const PATIENCE: Duration = Duration::from_millis(50);
 
 /// Batches on an account that go the slow path (and are not remembered) after a batch on
 /// it failed.
@@ -49,11 +54,15 @@ pub(super) struct Turn {
 }
 
 impl Turn {
-    /// Waits until the batch planned before holds its accounts' locks, or has ended.
+    /// Waits until the batch planned before holds its accounts' locks, has ended, or has
+    /// been waited for `PATIENCE`.
     pub(super) async fn wait(&mut self) {
         if let Some(before) = self.before.as_mut() {
-            // An error is the sender dropped: that batch ended, locked or not.
-            let _ = before.wait_for(|locked| *locked).await;
+            // An error is the sender dropped: that batch ended, locked or not. Past the
+            // patience the order is not worth more: a batch stuck on a lock someone else
+            // holds must not hold up this host's batches on other accounts, and one
+            // that goes first by mistake only fails its check and runs again.
+            let _ = tokio::time::timeout(PATIENCE, before.wait_for(|locked| *locked)).await;
         }
     }
 
@@ -164,8 +173,8 @@ mod tests {
         assert_eq!(known.hold().rows_of(&["a".into()]).unwrap()["a"].balance, 7);
     }
 
-    #[test]
-    fn a_turn_waits_for_the_one_before_to_lock_or_end() {
+    #[tokio::test]
+    async fn a_turn_waits_for_the_one_before_to_lock_or_end() {
         use futures::FutureExt;
         let known = KnownAccounts::default();
         let first = known.hold().take_turn();
