@@ -33,7 +33,7 @@ const PAUSE: u32 = 32;
 pub(super) struct KnownAccounts(Mutex<Known>);
 
 #[derive(Default)]
-pub(super) struct Known {
+struct Known {
     rows: HashMap<String, AccountRow>,
     /// Accounts left to the slow path, with how many more of their batches go that way.
     paused: HashMap<String, u32>,
