@@ -1079,31 +1079,41 @@ mod postgres_only {
         let Some(db) = TestDb::postgres().await else { return };
         let (storage, l) = funded(&db, "race-1").await;
         let client = other_connection(&db).await;
-        // A sequence, unlike a table, keeps counting across the rolled-back attempts:
-        // every odd-numbered insert loses, so each batch's first attempt does and its rerun wins.
-        client
-            .batch_execute(
-                "CREATE SEQUENCE race_attempts;
-                 CREATE FUNCTION lose_a_race() RETURNS trigger LANGUAGE plpgsql AS $$
-                 BEGIN
-                     IF NEW.idempotency_key LIKE 'batch:race-%' AND nextval('race_attempts') % 2 = 1 THEN
-                         RAISE EXCEPTION 'simulated concurrent commit' USING ERRCODE = 'unique_violation';
-                     END IF;
-                     RETURN NEW;
-                 END $$;
-                 CREATE TRIGGER lose_a_race BEFORE INSERT ON ledger_transactions FOR EACH ROW EXECUTE FUNCTION lose_a_race();",
-            )
-            .await
-            .unwrap();
+        lose_every_other_insert(&client, "ledger_transactions", "NEW.idempotency_key LIKE 'batch:race-%'", "unique_violation").await;
 
         for i in 0..50 {
             let outcomes = storage.post_batch(&[posting(&format!("race-{i}"), "race-1", -100, "charge")]).await.unwrap();
             assert_eq!(outcomes[0].as_ref().unwrap()[0].balance_after, 10_000 - 100 * (i + 1), "batch {i}");
         }
-        let attempts: i64 = client.query_one("SELECT last_value FROM race_attempts", &[]).await.unwrap().get(0);
-        assert_eq!(attempts, 100, "every batch lost once and ran again once");
+        assert_eq!(insert_attempts(&client).await, 100, "every batch lost once and ran again once");
         assert_eq!(balance(&l, "race-1").await, "50.00");
         assert_eq!(l.history("race-1", 100).await.unwrap().len(), 51);
+    }
+
+    /// Makes inserts into `table` of rows meeting `condition` fail with `errcode` (the
+    /// error a race lost to another host raises) every other time, counting them in a
+    /// sequence, which unlike a table keeps counting across rolled-back attempts: each
+    /// first attempt loses and its rerun wins.
+    async fn lose_every_other_insert(client: &tokio_postgres::Client, table: &str, condition: &str, errcode: &str) {
+        client
+            .batch_execute(&format!(
+                "CREATE SEQUENCE insert_attempts;
+                 CREATE FUNCTION lose_every_other_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+                 BEGIN
+                     IF {condition} AND nextval('insert_attempts') % 2 = 1 THEN
+                         RAISE EXCEPTION 'simulated lost race' USING ERRCODE = '{errcode}';
+                     END IF;
+                     RETURN NEW;
+                 END $$;
+                 CREATE TRIGGER lose_every_other_insert BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION lose_every_other_insert();"
+            ))
+            .await
+            .unwrap();
+    }
+
+    /// The inserts `lose_every_other_insert` has seen.
+    async fn insert_attempts(client: &tokio_postgres::Client) -> i64 {
+        client.query_one("SELECT last_value FROM insert_attempts", &[]).await.unwrap().get(0)
     }
 
     /// A host's storage and ledger, with `account` holding 100.00.
@@ -1364,26 +1374,12 @@ mod postgres_only {
         let Some(db) = TestDb::postgres().await else { return };
         let storage = db.open().await;
         let client = other_connection(&db).await;
-        client
-            .batch_execute(
-                "CREATE SEQUENCE kv_attempts;
-                 CREATE FUNCTION lose_a_deadlock() RETURNS trigger LANGUAGE plpgsql AS $$
-                 BEGIN
-                     IF NEW.key LIKE 'race/%' AND nextval('kv_attempts') % 2 = 1 THEN
-                         RAISE EXCEPTION 'simulated deadlock' USING ERRCODE = 'deadlock_detected';
-                     END IF;
-                     RETURN NEW;
-                 END $$;
-                 CREATE TRIGGER lose_a_deadlock BEFORE INSERT ON kv FOR EACH ROW EXECUTE FUNCTION lose_a_deadlock();",
-            )
-            .await
-            .unwrap();
+        lose_every_other_insert(&client, "kv", "NEW.key LIKE 'race/%'", "deadlock_detected").await;
 
         let group = vec![KvWrite::Put { key: "race/1".into(), value: b"v".to_vec() }];
         assert_eq!(storage.kv_write_groups("shop", &[group]).await.unwrap(), vec![true]);
         assert_eq!(storage.kv_get("shop", "race/1").await.unwrap().as_deref(), Some(&b"v"[..]));
-        let attempts: i64 = client.query_one("SELECT last_value FROM kv_attempts", &[]).await.unwrap().get(0);
-        assert_eq!(attempts, 2, "lost once, ran again once");
+        assert_eq!(insert_attempts(&client).await, 2, "lost once, ran again once");
     }
 
     /// A batch stuck behind a lock someone else holds does not hold up this host's

@@ -88,9 +88,9 @@ const BEGIN: &str = "BEGIN; SET LOCAL enable_seqscan = off";
 /// be open (or aborted) on the connection: the caller rolls it back (`roll_back`) and
 /// forgets the batch's accounts (`KnownAccounts::forget`) before running it again.
 pub(super) async fn post_batch_once(client: &Client, postings: &[Posting], known: &KnownAccounts) -> Res<Vec<PostingOutcome>> {
-    if let Some((applied, assumed, outcomes, mut turn)) = planned_on(postings, known) {
-        turn.wait().await;
-        write(client, postings, &applied, Some((&assumed, &turn))).await?;
+    if let Some((applied, mut assumed, outcomes)) = planned_on(postings, known) {
+        assumed.turn.wait().await;
+        write(client, postings, &applied, Some(&assumed)).await?;
         return Ok(outcomes);
     }
     let mut applied = read(client, postings).await?;
@@ -104,26 +104,33 @@ fn apply_all(applied: &mut Applied, postings: &[Posting]) -> Vec<PostingOutcome>
     postings.iter().enumerate().map(|(index, posting)| applied.apply(index, posting)).collect()
 }
 
+/// Every account the batch touches, once each, in id order (the order they are locked in).
+fn batch_accounts(postings: &[Posting]) -> Vec<String> {
+    let mut ids: Vec<String> = postings.iter().flat_map(touched_accounts).collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
 /// What a batch planned on `KnownAccounts` assumed: the touched rows before it, in id
-/// order, and that none of its keys is used.
+/// order, and that none of its keys is used; with its place in line.
 struct Assumed {
     ids: Vec<String>,
     currencies: Vec<String>,
     balances: Vec<i64>,
     overdrafts: Vec<i64>,
     keys: Vec<String>,
+    turn: Turn,
 }
 
 /// A fast-path batch planned (and what it leaves remembered), or `None` when it needs
 /// the slow path's reads: it reverses a transaction (the targets are only read on the
 /// server) or touches an account this host does not know.
-fn planned_on(postings: &[Posting], known: &KnownAccounts) -> Option<(Applied, Assumed, Vec<PostingOutcome>, Turn)> {
+fn planned_on(postings: &[Posting], known: &KnownAccounts) -> Option<(Applied, Assumed, Vec<PostingOutcome>)> {
     if postings.iter().any(|p| p.reverses.is_some()) {
         return None;
     }
-    let mut ids: Vec<String> = postings.iter().flat_map(touched_accounts).collect();
-    ids.sort();
-    ids.dedup();
+    let ids = batch_accounts(postings);
     let mut known = known.hold();
     let accounts = known.rows_of(&ids)?;
     let rows = ids.iter().map(|id| &accounts[id]);
@@ -133,23 +140,24 @@ fn planned_on(postings: &[Posting], known: &KnownAccounts) -> Option<(Applied, A
         overdrafts: rows.map(|a| a.overdraft).collect(),
         ids,
         keys: postings.iter().map(|p| p.idempotency_key.clone()).collect(),
+        turn: known.take_turn(),
     };
     let mut applied = Applied { accounts, ..Applied::default() };
     let outcomes = apply_all(&mut applied, postings);
     known.remember(applied.accounts.values());
-    Some((applied, assumed, outcomes, known.take_turn()))
+    Some((applied, assumed, outcomes))
 }
 
 impl Assumed {
     /// `BEGIN` and the check, sent together with the writes that follow them; the next
     /// batch in line may send once the rows' reply is in (the locks are held, or the
     /// check failed).
-    async fn check(&self, client: &Client, [rows_sql, keys_sql]: &[Statement; 2], turn: &Turn) -> Res<()> {
+    async fn check(&self, client: &Client, [rows_sql, keys_sql]: &[Statement; 2]) -> Res<()> {
         let rows: [&(dyn ToSql + Sync); 4] = [&self.ids, &self.currencies, &self.balances, &self.overdrafts];
         let keys: [&(dyn ToSql + Sync); 1] = [&self.keys];
         let locked = async {
             let locked = client.query(rows_sql, &rows).await;
-            turn.locked();
+            self.turn.locked();
             locked
         };
         let (begun, rows, keys) = tokio::join!(client.batch_execute(BEGIN), locked, client.query(keys_sql, &keys));
@@ -191,9 +199,7 @@ pub(super) async fn roll_back(client: &Client) {
 async fn read(client: &Client, postings: &[Posting]) -> Res<Applied> {
     let keys: Vec<&str> = postings.iter().map(|p| p.idempotency_key.as_str()).collect();
     let targets: Vec<&str> = postings.iter().filter_map(|p| p.reverses.as_deref()).collect();
-    let mut ids: Vec<String> = postings.iter().flat_map(touched_accounts).collect();
-    ids.sort();
-    ids.dedup();
+    let ids = batch_accounts(postings);
     type Params<'a> = Vec<&'a (dyn ToSql + Sync)>;
     let (by_key, by_target, by_id): (Params, Params, Params) = (vec![&keys], vec![&targets], vec![&ids]);
     let [by_id_sql, by_key_sql, by_target_sql] = prepare_all(
@@ -322,15 +328,15 @@ impl Applied {
 /// Everything the accepted postings write, as four set-based statements sent together
 /// with the `COMMIT`, headed by `BEGIN` and the check when the batch was planned on what
 /// this host knew (`assumed`).
-async fn write(client: &Client, postings: &[Posting], applied: &Applied, assumed: Option<(&Assumed, &Turn)>) -> Res<()> {
-    let check_sql = match assumed {
-        Some(_) => Some(prepare_all(client, CHECK_SQL).await?),
+async fn write(client: &Client, postings: &[Posting], applied: &Applied, assumed: Option<&Assumed>) -> Res<()> {
+    let check = match assumed {
+        Some(assumed) => Some((assumed, prepare_all(client, CHECK_SQL).await?)),
         None => None,
     };
     let checked = async {
-        match (assumed, &check_sql) {
-            (Some((assumed, turn)), Some(sql)) => assumed.check(client, sql, turn).await,
-            _ => Ok(()),
+        match &check {
+            Some((assumed, sql)) => assumed.check(client, sql).await,
+            None => Ok(()),
         }
     };
     if applied.written.is_empty() {

@@ -124,14 +124,13 @@ async fn write_groups_once(client: &mut Object, ns: &str, groups: &[Vec<KvWrite>
     let absent: Vec<&str> = groups.iter().flatten().filter_map(expected_absent).collect();
     let tx = client.transaction().await?;
     let claimed = claim_absent(&tx, ns, &absent).await?;
+    // A claimed key is absent, and already this transaction's; the others are read.
     let mut stored: HashMap<String, Option<Vec<u8>>> = expected.iter().map(|k| (k.to_string(), None)).collect();
-    if !expected.is_empty() {
+    let unclaimed: Vec<&str> = expected.iter().copied().filter(|key| !claimed.contains(*key)).collect();
+    if !unclaimed.is_empty() {
         let stmt = tx.prepare_cached("SELECT key, value FROM kv WHERE ns = $1 AND key = ANY($2) FOR UPDATE").await?;
-        for row in tx.query(&stmt, &[&ns, &expected]).await? {
-            let key: String = row.try_get(0)?;
-            if !claimed.contains(&key) {
-                stored.insert(key, Some(row.try_get(1)?));
-            }
+        for row in tx.query(&stmt, &[&ns, &unclaimed]).await? {
+            stored.insert(row.try_get(0)?, Some(row.try_get(1)?));
         }
     }
     let (written, mut changes) = decide(groups, stored);
