@@ -346,6 +346,13 @@ async fn retry_and_cancel_change_job_state_and_a_cancelled_delivery_is_never_sen
     host.post(&format!("/tpl/deliver?url={}/flaky/b&key=b", sim.base_url()), "text/plain", "x").await;
     let tried = host.wait_until(WAIT, || async { hits_on("/flaky/b") == 1 }).await;
     assert!(tried);
+    // The counterpart answers before the worker records the attempt, and until then the
+    // delivery is leased and a cancel is refused as busy. The attempt's count and its
+    // lease's release are one write.
+    let recorded = host
+        .wait_until(WAIT, || async { host.admin("GET", "/deliveries?state=pending", None).await.1["deliveries"][0]["attempts"] == 1 })
+        .await;
+    assert!(recorded, "{}", host.logs());
     let (_, list) = host.admin("GET", "/deliveries?state=pending", None).await;
     let b = list["deliveries"][0]["id"].as_str().unwrap().to_string();
     let (status, body) = host.admin("POST", &format!("/deliveries/{b}/cancel"), Some(json!({"reason": "duplicate order"}))).await;

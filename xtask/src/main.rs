@@ -29,7 +29,7 @@ fn main() -> ExitCode {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
                  setup          install the {WASM_TARGET} target\n\
-                 build-plugins  build every plugin component (release, size-optimised)\n\
+                 build-plugins  build every plugin component (the `plugin` profile)\n\
                  run [ARGS]     set up, build, and serve config.toml (ARGS go to `payhost serve`)\n\
                  test [ARGS]    set up, build the plugins, run every test (ARGS go to `cargo test`), then fuzz\n\
                                 every target for 30 s\n\
