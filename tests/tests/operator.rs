@@ -24,6 +24,12 @@ fn faulty(name: &str, mount: &str) -> String {
     faulty_config(name, mount, "deadline_ms = 300")
 }
 
+/// Whether the first pending delivery has one attempt recorded: the worker writes the
+/// attempt's count together with the release of its lease and the retry's time.
+async fn first_pending_attempted_once(host: &TestHost) -> bool {
+    host.admin("GET", "/deliveries?state=pending", None).await.1["deliveries"][0]["attempts"] == 1
+}
+
 /// A counterpart that answers 500 to the first `fail` requests on each path, 200 after.
 async fn flaky_counterpart(fail: usize) -> (SimServer, Arc<std::sync::Mutex<HashMap<String, usize>>>) {
     let seen: Arc<std::sync::Mutex<HashMap<String, usize>>> = Arc::default();
@@ -321,6 +327,9 @@ async fn retry_and_cancel_change_job_state_and_a_cancelled_delivery_is_never_sen
     host.post(&format!("/tpl/deliver?url={}/down/a&key=a", sim.base_url()), "text/plain", "x").await;
     let first = host.wait_until(WAIT, || async { hits_on("/down/a") == 1 }).await;
     assert!(first);
+    // The counterpart answers before the worker records the attempt; the clock moves only
+    // once the retry is scheduled from it.
+    assert!(host.wait_until(WAIT, || first_pending_attempted_once(&host)).await, "{}", host.logs());
     host.advance_clock(3600).await;
     let given_up = host
         .wait_until(WAIT, || async { host.admin("GET", "/deliveries/given-up", None).await.1["count"] == 1 })
@@ -346,13 +355,9 @@ async fn retry_and_cancel_change_job_state_and_a_cancelled_delivery_is_never_sen
     host.post(&format!("/tpl/deliver?url={}/flaky/b&key=b", sim.base_url()), "text/plain", "x").await;
     let tried = host.wait_until(WAIT, || async { hits_on("/flaky/b") == 1 }).await;
     assert!(tried);
-    // The counterpart answers before the worker records the attempt, and until then the
-    // delivery is leased and a cancel is refused as busy. The attempt's count and its
-    // lease's release are one write.
-    let recorded = host
-        .wait_until(WAIT, || async { host.admin("GET", "/deliveries?state=pending", None).await.1["deliveries"][0]["attempts"] == 1 })
-        .await;
-    assert!(recorded, "{}", host.logs());
+    // Until the attempt is recorded the delivery is leased, and a cancel is refused as
+    // busy: the attempt's count and the lease's release are one write.
+    assert!(host.wait_until(WAIT, || first_pending_attempted_once(&host)).await, "{}", host.logs());
     let (_, list) = host.admin("GET", "/deliveries?state=pending", None).await;
     let b = list["deliveries"][0]["id"].as_str().unwrap().to_string();
     let (status, body) = host.admin("POST", &format!("/deliveries/{b}/cancel"), Some(json!({"reason": "duplicate order"}))).await;
