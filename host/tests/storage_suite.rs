@@ -1142,12 +1142,33 @@ mod postgres_only {
         client.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0)
     }
 
-    /// Waits until a backend waits for a lock `holder` has, and returns the statement it
-    /// waits in.
-    async fn statement_waiting_for(observer: &tokio_postgres::Client, holder: i32) -> String {
-        eventually("a batch waits for the account", || async { !waiting_for(observer, holder).await.is_empty() }).await;
-        let waiting = waiting_for(observer, holder).await[0];
-        observer.query_one("SELECT query FROM pg_stat_activity WHERE pid = $1", &[&waiting]).await.unwrap().get(0)
+    /// Another connection in a transaction it leaves open, as another host mid-write,
+    /// and a connection to watch who waits for what it holds.
+    struct Holder {
+        other: tokio_postgres::Client,
+        observer: tokio_postgres::Client,
+        pid: i32,
+    }
+
+    /// Runs `statements` in order on a new connection; the last leaves its transaction open.
+    async fn holding(db: &TestDb, statements: &[&str]) -> Holder {
+        let other = other_connection(db).await;
+        let observer = other_connection(db).await;
+        for sql in statements {
+            other.batch_execute(sql).await.unwrap();
+        }
+        let pid = pid(&other).await;
+        Holder { other, observer, pid }
+    }
+
+    impl Holder {
+        /// Waits until a backend waits for something this one holds (`what` names the
+        /// wait when it never comes), and returns the statement it waits in.
+        async fn statement_waiting(&self, what: &str) -> String {
+            eventually(what, || async { !waiting_for(&self.observer, self.pid).await.is_empty() }).await;
+            let waiting = waiting_for(&self.observer, self.pid).await[0];
+            self.observer.query_one("SELECT query FROM pg_stat_activity WHERE pid = $1", &[&waiting]).await.unwrap().get(0)
+        }
     }
 
     /// The statement a batch planned on what its host knew waits in: the check of the
@@ -1179,18 +1200,14 @@ mod postgres_only {
     /// check (the one-round-trip path) when this returns.
     async fn posted_behind_a_lock(db: &TestDb, account: &str, before: &str, hold: &str, posting: &Posting) -> Behind {
         let (storage, ledger) = funded(db, account).await;
-        let other = other_connection(db).await;
-        let observer = other_connection(db).await;
-        other.batch_execute(before).await.unwrap();
-        other.batch_execute(hold).await.unwrap();
-        let other_pid = pid(&other).await;
+        let holder = holding(db, &[before, hold]).await;
         let answered = tokio::spawn({
             let posting = posting.clone();
             async move { storage.post(&posting).await }
         });
-        let statement = statement_waiting_for(&observer, other_pid).await;
+        let statement = holder.statement_waiting("a batch waits for the account").await;
         assert!(statement.contains(FAST_PATH_CHECK), "planned on the 100.00 this host left, then checked: {statement}");
-        Behind { ledger, other, answered }
+        Behind { ledger, other: holder.other, answered }
     }
 
     /// A batch whose account another host holds waits for it and plans on what that host
@@ -1302,6 +1319,10 @@ mod postgres_only {
         assert!(!called, "no check failed ({failed} counted)");
     }
 
+    /// The statement a guarded write claims the keys it expects absent with (see
+    /// `claim_absent` in `storage/postgres/kv.rs`).
+    const CLAIM: &str = "ON CONFLICT (ns, key) DO NOTHING";
+
     /// A group that expects a key to be absent is refused when another host creates the
     /// key while the group runs: the other host's insert is not committed when the group
     /// looks (so nothing is there to lock), and a group that then wrote over it would
@@ -1310,10 +1331,7 @@ mod postgres_only {
     async fn a_key_expected_absent_and_created_meanwhile_refuses_the_group() {
         let Some(db) = TestDb::postgres().await else { return };
         let storage = db.open().await;
-        let other = other_connection(&db).await;
-        let observer = other_connection(&db).await;
-        other.batch_execute("BEGIN; INSERT INTO kv (ns, key, value) VALUES ('shop', 'profile/1', 'theirs')").await.unwrap();
-        let other_pid = pid(&other).await;
+        let holder = holding(&db, &["BEGIN; INSERT INTO kv (ns, key, value) VALUES ('shop', 'profile/1', 'theirs')"]).await;
 
         let create = vec![
             KvWrite::Expect { key: "profile/1".into(), value: None },
@@ -1324,8 +1342,9 @@ mod postgres_only {
             let (storage, create) = (storage.clone(), create.clone());
             async move { storage.kv_write_groups("shop", &[create]).await }
         });
-        eventually("the group waits for the other insert", || async { !waiting_for(&observer, other_pid).await.is_empty() }).await;
-        other.batch_execute("COMMIT").await.unwrap();
+        let statement = holder.statement_waiting("the group waits for the other insert").await;
+        assert!(statement.contains(CLAIM), "the key's claim is what waits: {statement}");
+        holder.other.batch_execute("COMMIT").await.unwrap();
 
         assert_eq!(written.await.unwrap().unwrap(), vec![false], "the key was there when the group committed");
         assert_eq!(storage.kv_get("shop", "profile/1").await.unwrap().as_deref(), Some(&b"theirs"[..]));
@@ -1347,10 +1366,7 @@ mod postgres_only {
         let (id, _) = storage.event_ingest("shop", &payment_event("pi_x", "succeeded"), 1_000).await.unwrap();
         let held = lease("host-a", 100_000);
         assert_eq!(storage.event_claim_due(5_000, &held, 10).await.unwrap().len(), 1);
-        let other = other_connection(&db).await;
-        let observer = other_connection(&db).await;
-        other.batch_execute("BEGIN; INSERT INTO kv (ns, key, value) VALUES ('shop', 'order/pi_x', 'theirs')").await.unwrap();
-        let other_pid = pid(&other).await;
+        let holder = holding(&db, &["BEGIN; INSERT INTO kv (ns, key, value) VALUES ('shop', 'order/pi_x', 'theirs')"]).await;
 
         let writes = vec![
             KvWrite::Expect { key: "order/pi_x".into(), value: None },
@@ -1360,8 +1376,9 @@ mod postgres_only {
             let storage = storage.clone();
             async move { storage.event_complete(id, &held, "shop", &writes).await }
         });
-        eventually("the completion waits for the other insert", || async { !waiting_for(&observer, other_pid).await.is_empty() }).await;
-        other.batch_execute("COMMIT").await.unwrap();
+        let statement = holder.statement_waiting("the completion waits for the other insert").await;
+        assert!(statement.contains(CLAIM), "the key's claim is what waits: {statement}");
+        holder.other.batch_execute("COMMIT").await.unwrap();
 
         assert!(!completed.await.unwrap().unwrap(), "the key was there when the completion committed");
         assert_eq!(storage.kv_get("shop", "order/pi_x").await.unwrap().as_deref(), Some(&b"theirs"[..]));

@@ -105,7 +105,7 @@ fn apply_all(applied: &mut Applied, postings: &[Posting]) -> Vec<PostingOutcome>
 }
 
 /// Every account the batch touches, once each, in id order (the order they are locked in).
-fn batch_accounts(postings: &[Posting]) -> Vec<String> {
+pub(super) fn batch_accounts(postings: &[Posting]) -> Vec<String> {
     let mut ids: Vec<String> = postings.iter().flat_map(touched_accounts).collect();
     ids.sort();
     ids.dedup();

@@ -61,7 +61,7 @@ async fn post_batch(pool: &Connections, known: &KnownAccounts, postings: &[Posti
             }
             Err(failure) => {
                 batch::roll_back(client).await;
-                known.forget(postings.iter().flat_map(|p| p.lines.iter().map(|l| &l.account)));
+                known.forget(&batch::batch_accounts(postings));
                 if !(failure.is_lost_race() || failure.is_unique_violation()) || attempt >= POST_ATTEMPTS {
                     guard.0 = None;
                     return Err(failure.into());
