@@ -113,7 +113,16 @@ async fn an_instance_over_its_concurrency_limit_is_refused_with_retry_after() {
     let (ended, handles) = start_loops(&host, 1);
     wait_for_requests(&host, "faulty", 1).await;
 
-    let refused = host.get("/faulty/").await;
+    // The loop is counted when it is routed, a moment before it takes the instance's
+    // one slot: ask until the slot is taken. Were the limit not kept, every answer would
+    // be a 200 until the loop's deadline ended it.
+    let refused = loop {
+        let answer = host.get("/faulty/").await;
+        if answer.status().as_u16() != 200 {
+            break answer;
+        }
+        assert!(!ended.load(Ordering::SeqCst), "nothing was refused while the loop held the instance's one slot");
+    };
     assert_eq!(refused.status().as_u16(), 503);
     assert_eq!(refused.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
     let body: Value = refused.json().await.unwrap();
