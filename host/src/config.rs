@@ -147,6 +147,11 @@ pub struct RuntimeConfig {
     /// otherwise the connection is closed (half-sent and trickled heads).
     #[serde(default = "default_header_read_timeout_ms")]
     pub header_read_timeout_ms: u64,
+    /// Largest request head (request line and headers together), in bytes; a larger one
+    /// is answered 431 and its connection closed, so no client makes the host buffer
+    /// hundreds of kilobytes per connection or hand them to a plugin.
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: u32,
     /// A request body must arrive whole this long after its head, in milliseconds;
     /// otherwise the answer is 408 and the connection is closed.
     #[serde(default = "default_body_read_timeout_ms")]
@@ -183,6 +188,7 @@ impl Default for RuntimeConfig {
             job_lease_seconds: default_lease_seconds(),
             delivery_max_attempts: default_delivery_attempts(),
             header_read_timeout_ms: default_header_read_timeout_ms(),
+            max_header_bytes: default_max_header_bytes(),
             body_read_timeout_ms: default_body_read_timeout_ms(),
             idle_timeout_ms: default_idle_timeout_ms(),
             max_connections: default_max_connections(),
@@ -288,6 +294,11 @@ fn default_instance_concurrency() -> u32 {
 fn default_header_read_timeout_ms() -> u64 {
     10_000
 }
+/// Room for long signed redirects (WebTV and Platform24 sign query strings) and cookies,
+/// a quarter of hyper's own default.
+fn default_max_header_bytes() -> u32 {
+    64 * 1024
+}
 fn default_body_read_timeout_ms() -> u64 {
     30_000
 }
@@ -371,6 +382,10 @@ fn default_http_max_bytes() -> u64 {
 pub const MAX_MEMORY_MB: u32 = 1024;
 /// Most `handle` calls one warm instance may serve (`limits.reuse`).
 pub const MAX_REUSE: u32 = 100_000;
+/// Bounds of `runtime.max_header_bytes`: under 8 KiB refuses ordinary browsers' heads
+/// (cookies, long referrers), and a head over 1 MiB is no request a counterpart sends.
+pub const MIN_HEADER_BYTES: u32 = 8 * 1024;
+pub const MAX_HEADER_BYTES: u32 = 1024 * 1024;
 
 impl Config {
     /// Reads and validates `path`; relative paths inside are resolved against its folder.
@@ -520,6 +535,9 @@ impl Config {
         if r.max_connections == 0 {
             bail!("runtime.max_connections must be positive");
         }
+        if !(MIN_HEADER_BYTES..=MAX_HEADER_BYTES).contains(&r.max_header_bytes) {
+            bail!("runtime.max_header_bytes must be {MIN_HEADER_BYTES}..={MAX_HEADER_BYTES} (bytes of a request head)");
+        }
         if !(0..=19).contains(&r.plugin_nice) {
             bail!("runtime.plugin_nice must be 0..=19 (0: plugin threads at the host's own priority)");
         }
@@ -598,6 +616,18 @@ mod tests {
         assert!(format!("{bad:#}").contains("request_id_header"), "{bad:#}");
         let off = Config::parse("[janitor]\nenabled = false\nafter_seconds = 60\n", Path::new(".")).unwrap();
         assert_eq!((off.janitor.enabled, off.janitor.after_seconds), (false, 60));
+    }
+
+    #[test]
+    fn the_request_head_limit_has_a_default_and_bounds() {
+        let config = Config::parse("", Path::new(".")).unwrap();
+        assert_eq!(config.runtime.max_header_bytes, 65_536);
+        let set = Config::parse("[runtime]\nmax_header_bytes = 16384\n", Path::new(".")).unwrap();
+        assert_eq!(set.runtime.max_header_bytes, 16_384);
+        for refused in [0, 8191, 1_048_577] {
+            let err = Config::parse(&format!("[runtime]\nmax_header_bytes = {refused}\n"), Path::new(".")).unwrap_err();
+            assert!(format!("{err:#}").contains("runtime.max_header_bytes must be 8192..=1048576"), "{refused}: {err:#}");
+        }
     }
 
     #[test]

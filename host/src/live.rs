@@ -138,6 +138,7 @@ impl LiveOps {
         let (a, b) = (&next.runtime, &current.runtime);
         for (key, changed) in [
             ("runtime.header_read_timeout_ms", a.header_read_timeout_ms != b.header_read_timeout_ms),
+            ("runtime.max_header_bytes", a.max_header_bytes != b.max_header_bytes),
             ("runtime.idle_timeout_ms", a.idle_timeout_ms != b.idle_timeout_ms),
             ("runtime.max_connections", a.max_connections != b.max_connections),
             ("runtime.shutdown_grace_ms", a.shutdown_grace_ms != b.shutdown_grace_ms),

@@ -223,6 +223,37 @@ async fn slow_clients_are_closed_while_others_are_served() {
     assert_eq!(status_of(&client, host.url("/healthz")).await, 200);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_head_over_the_limit_is_answered_431_and_never_reaches_a_plugin() {
+    const LIMIT: usize = 16 * 1024;
+    let host = HostBuilder::new()
+        .config(&template_config())
+        .runtime_option(&format!("max_header_bytes = {LIMIT}"))
+        .start()
+        .await;
+    let client = fresh_client();
+
+    // A head well inside the limit, with one long header, is served by the plugin.
+    let inside = client.get(host.url("/template/")).header("x-pad", "a".repeat(LIMIT - 2_000)).send().await.unwrap();
+    assert_eq!(inside.status().as_u16(), 200);
+    assert_eq!(requests_of(&host, "template").await, 1);
+
+    // A head that reaches the limit unfinished: the host stops reading, answers 431 and
+    // closes. (Exactly the limit is sent, so nothing is left unread that would turn the
+    // close into a reset that hides the answer.)
+    let mut stream = TcpStream::connect(host.addr()).await.unwrap();
+    let start = "GET /template/ HTTP/1.1\r\nHost: payhost\r\nX-Pad: ";
+    let head = format!("{start}{}", "a".repeat(LIMIT - start.len()));
+    assert_eq!(head.len(), LIMIT);
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let seen = read_until_closed(&mut stream).await;
+    assert!(seen.starts_with("HTTP/1.1 431"), "an oversized head gets 431: {seen}");
+
+    // The plugin never saw it, and the host serves the next client.
+    assert_eq!(requests_of(&host, "template").await, 1, "the oversized request reached the plugin");
+    assert_eq!(status_of(&client, host.url("/template/")).await, 200);
+}
+
 /// CPU time (user + system, in clock ticks) the process has used.
 fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("proc stat");

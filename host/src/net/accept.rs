@@ -94,7 +94,12 @@ async fn connection<H, F>(
             Ok::<_, Infallible>(handle(req, remote).await)
         }
     });
-    let conn = hyper::server::conn::http1::Builder::new().keep_alive(true).serve_connection(io, service);
+    // hyper answers 431 and closes once the head read so far passes the limit, so a
+    // client cannot make it buffer more than about twice the limit per connection.
+    let conn = hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        .max_header_size(settings.max_header_bytes)
+        .serve_connection(io, service);
     tokio::pin!(conn);
     tokio::select! {
         _ = conn.as_mut() => {}
