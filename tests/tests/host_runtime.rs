@@ -85,6 +85,49 @@ async fn signing_matches_rfc4231_and_independent_digests() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_clients_mistake_is_answered_400_saying_what_is_wrong_and_moves_nothing() {
+    let host = start_template("").await;
+    let credit = serde_json::json!({"key": "c1", "account": "acc-9", "amount": "10.00", "currency": "USD"});
+    assert_eq!(host.post_json("/template/credit", &credit).await.status().as_u16(), 200);
+
+    // Each mistake is answered 400 with its cause, not 500 "the plugin reported an error".
+    let cases: Vec<(&str, reqwest::Response, &str)> = vec![
+        ("a body that is not JSON", host.post("/template/debit", "application/json", "{bad").await, "invalid JSON body"),
+        (
+            "a missing field",
+            host.post_json("/template/debit", &serde_json::json!({"key": "d1", "account": "acc-9", "currency": "USD"})).await,
+            "missing `amount`",
+        ),
+        (
+            "a malformed amount",
+            host.post_json("/template/debit", &serde_json::json!({"key": "d2", "account": "acc-9", "amount": "1.5x", "currency": "USD"})).await,
+            "InvalidAmount",
+        ),
+        ("a missing query parameter", host.get("/template/balance").await, "missing parameter `account`"),
+        ("a timer delay that is not a number", host.post("/template/timer?name=t&in=soon", "text/plain", "").await, "`in` must be seconds"),
+        (
+            "a store key over the host's limit",
+            host.client().put(host.url(&format!("/template/store/{}", "k".repeat(5_000)))).body("v").send().await.unwrap(),
+            "too large for the store",
+        ),
+    ];
+    for (what, response, cause) in cases {
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap();
+        assert_eq!(status, 400, "{what}: {body}");
+        let error: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{what}: not JSON: {body}"));
+        assert!(error["error"].as_str().is_some_and(|e| e.contains(cause)), "{what}: {body}");
+    }
+    // A debit in another currency clashes with the account: 409.
+    let other = serde_json::json!({"key": "d3", "account": "acc-9", "amount": "1.00", "currency": "EUR"});
+    assert_eq!(host.post_json("/template/debit", &other).await.status().as_u16(), 409);
+
+    // None of them moved money.
+    let balance: Value = host.get("/template/balance?account=acc-9").await.json().await.unwrap();
+    assert_eq!(balance["balance"], "10.00");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn store_clock_settings_and_ledger_work_and_store_survives_restart() {
     let mut host = start_template("").await;
     let (s, _) = text(host.client().put(host.url("/template/store/greeting")).body("hello").send().await.unwrap()).await;

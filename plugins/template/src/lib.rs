@@ -20,6 +20,10 @@
 //! | `POST /timer?name=&in=SECONDS` | a durable timer; `GET /timer-fired` shows its firings |
 //! | `POST /deliver?url=` | a durable outbound delivery |
 //! | `POST /checkout`, `/charge`, `/refund`, `GET /lookup`, `GET /payment` | payments (see `payments`) |
+//!
+//! A client's mistake (a missing parameter, a body that is not JSON, a malformed amount)
+//! is answered 400 saying what is wrong; a host capability that fails is the plugin's
+//! failure, which the host answers 500 and logs (see `Refusal`).
 // Native builds (unit tests) do not export the component, so its entry points look unused.
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code, unused_imports))]
 
@@ -51,140 +55,190 @@ impl payhost_sdk::Plugin for Template {
     }
 
     fn handle(req: Request) -> Result<Response, String> {
-        let query = req.query_params();
-        let segments: Vec<&str> = req.path.trim_matches('/').split('/').collect();
-        let response = match (req.method.as_str(), segments.as_slice()) {
-            ("GET", [""]) => Response::json(
-                200,
-                &json!({
-                    "plugin": "template",
-                    "version": env!("CARGO_PKG_VERSION"),
-                    "greeting": settings::get("greeting").unwrap_or_else(|| "hello".into()),
-                }),
-            ),
-            ("POST", ["hmac", alg]) => {
-                let alg = match *alg {
-                    "sha256" => HmacAlgorithm::Sha256,
-                    "sha1" => HmacAlgorithm::Sha1,
-                    _ => return Ok(Response::error(400, "unknown algorithm")),
-                };
-                let key = query.require("key")?;
-                hex_answer(signing::hmac(alg, key, &[Part::Bytes(req.body.clone())]))
-            }
-            ("POST", ["digest", alg]) => {
-                let Some(alg) = digest_algorithm(alg) else {
-                    return Ok(Response::error(400, "unknown algorithm"));
-                };
-                hex_answer(signing::digest(alg, &[Part::Bytes(req.body.clone())]))
-            }
-            ("POST", ["digest-with-secret", alg]) => {
-                let Some(alg) = digest_algorithm(alg) else {
-                    return Ok(Response::error(400, "unknown algorithm"));
-                };
-                let key = query.require("key")?;
-                hex_answer(signing::digest(
-                    alg,
-                    &[Part::Bytes(req.body.clone()), Part::Secret(key.into())],
-                ))
-            }
-            ("POST", ["verify", "sha256"]) => {
-                let key = query.require("key")?;
-                let Ok(expected) = signing::from_hex(query.require("sig")?) else {
-                    return Ok(Response::error(400, "sig is not hex"));
-                };
-                match signing::verify_hmac(
-                    HmacAlgorithm::Sha256,
-                    key,
-                    &[Part::Bytes(req.body.clone())],
-                    &expected,
-                ) {
-                    Ok(valid) => Response::json(200, &json!({ "valid": valid })),
-                    Err(e) => Response::error(403, &format!("{e:?}")),
-                }
-            }
-            ("POST", ["base64"]) => Response::text(200, &signing::base64_encode(&req.body)),
-            ("GET", ["store"]) => {
-                let prefix = query.get("prefix").unwrap_or("");
-                match store::list_keys(prefix, None, 1000) {
-                    Ok(keys) => Response::json(200, &keys),
-                    Err(e) => Response::error(500, &format!("{e:?}")),
-                }
-            }
-            ("GET", ["store", key]) => match store::get(key) {
-                Ok(Some(v)) => Response::with_body(200, "application/octet-stream", v),
-                Ok(None) => Response::error(404, "no such key"),
-                Err(e) => Response::error(500, &format!("{e:?}")),
-            },
-            ("PUT", ["store", key]) => match store::set(key, &req.body) {
-                Ok(()) => Response::json(200, &json!({ "stored": key })),
-                Err(e) => Response::error(500, &format!("{e:?}")),
-            },
-            ("DELETE", ["store", key]) => match store::delete(key) {
-                Ok(existed) => Response::json(200, &json!({ "deleted": existed })),
-                Err(e) => Response::error(500, &format!("{e:?}")),
-            },
-            ("POST", ["cas", key]) => {
-                let expected = query.get("expect").map(|v| v.as_bytes().to_vec());
-                match store::compare_and_swap(key, expected.as_deref(), &req.body) {
-                    Ok(swapped) => Response::json(200, &json!({ "swapped": swapped })),
-                    Err(e) => Response::error(500, &format!("{e:?}")),
-                }
-            }
-            ("GET", ["fetch"]) => fetch(query.require("url")?, query.get("token_secret")),
-            ("GET", ["now"]) => {
-                let now = clock::now();
-                Response::json(200, &json!({ "seconds": now.seconds, "nanoseconds": now.nanoseconds }))
-            }
-            ("GET", ["settings"]) => {
-                let all: serde_json::Map<String, serde_json::Value> = settings::all()
-                    .into_iter()
-                    .map(|(k, v)| (k, serde_json::Value::String(v)))
-                    .collect();
-                Response::json(200, &all)
-            }
-            ("POST", [op @ ("credit" | "debit")]) => money(op, &req)?,
-            ("GET", ["balance"]) => match ledger::get_account(query.require("account")?) {
-                Ok(Some(a)) => Response::json(200, &json!({ "balance": a.balance, "currency": a.currency })),
-                Ok(None) => Response::error(404, "no such account"),
-                Err(e) => Response::error(500, &format!("{e:?}")),
-            },
-            ("POST", ["timer"]) => {
-                let name = query.require("name")?;
-                let delay: i64 = query.require("in")?.parse().map_err(|_| "`in` must be seconds")?;
-                let at = clock::Instant { seconds: clock::now().seconds + delay, nanoseconds: 0 };
-                match timers::schedule(name, at, &req.body) {
-                    Ok(()) => Response::json(200, &json!({ "scheduled": name, "at": at.seconds })),
-                    Err(e) => Response::error(500, &format!("{e:?}")),
-                }
-            }
-            ("GET", ["timer-fired"]) => match store::get("timer-fired") {
-                Ok(v) => Response::with_body(200, "text/plain", v.unwrap_or_default()),
-                Err(e) => Response::error(500, &format!("{e:?}")),
-            },
-            ("POST", ["deliver"]) => {
-                let url = query.require("url")?;
-                let key = query.get("key").unwrap_or(url);
-                let delivery = deliveries::Delivery {
-                    method: "POST".into(),
-                    url: url.into(),
-                    headers: vec![("content-type".into(), "text/plain".into())],
-                    body: req.body.clone(),
-                    max_attempts: 0,
-                };
-                match deliveries::enqueue(key, &delivery) {
-                    Ok(id) => Response::json(202, &json!({ "delivery": id })),
-                    Err(e) => Response::error(400, &format!("{e:?}")),
-                }
-            }
-            ("POST", ["checkout"]) => payments::start_checkout(&req)?,
-            ("POST", ["charge"]) => payments::charge(&req)?,
-            ("POST", ["refund"]) => payments::refund(&req)?,
-            ("GET", ["lookup"]) => payments::lookup(&req)?,
-            ("GET", ["payment"]) => payments::show(&req)?,
-            _ => Response::not_found(),
-        };
-        Ok(response)
+        match route(&req) {
+            Ok(response) => Ok(response),
+            Err(Refusal::BadRequest(message)) => Ok(Response::error(400, &message)),
+            Err(Refusal::Failed(message)) => Err(message),
+        }
     }
+}
+
+/// Why a route gave no answer of its own. `?` on a client's mistake (a missing
+/// parameter, a body that is not JSON, a malformed amount) makes it `BadRequest`,
+/// answered 400 with its message so the caller can fix the request. `Failed` is the
+/// plugin's own failure (storage down, say): `handle` returns it to the host, which
+/// answers 500 without the text, so nothing internal reaches the client, and logs it
+/// under the request's id for support staff.
+enum Refusal {
+    BadRequest(String),
+    Failed(String),
+}
+
+impl From<String> for Refusal {
+    fn from(message: String) -> Self {
+        Refusal::BadRequest(message)
+    }
+}
+
+impl From<&str> for Refusal {
+    fn from(message: &str) -> Self {
+        Refusal::BadRequest(message.to_owned())
+    }
+}
+
+/// Something the plugin relies on failed: the plugin's failure, not the client's.
+fn failed(what: &str, error: impl std::fmt::Debug) -> Refusal {
+    Refusal::Failed(format!("{what}: {error:?}"))
+}
+
+/// A key or value over the host's limits came from the request; a backend failure is
+/// the plugin's.
+impl From<store::Error> for Refusal {
+    fn from(error: store::Error) -> Self {
+        match error {
+            store::Error::TooLarge(what) => Refusal::BadRequest(format!("too large for the store: {what}")),
+            backend => failed("store", backend),
+        }
+    }
+}
+
+impl From<timers::Error> for Refusal {
+    fn from(error: timers::Error) -> Self {
+        match error {
+            timers::Error::Invalid(what) => Refusal::BadRequest(format!("invalid timer: {what}")),
+            backend => failed("timers", backend),
+        }
+    }
+}
+
+/// Every route; see the table at the top.
+fn route(req: &Request) -> Result<Response, Refusal> {
+    let query = req.query_params();
+    let segments: Vec<&str> = req.path.trim_matches('/').split('/').collect();
+    let response = match (req.method.as_str(), segments.as_slice()) {
+        ("GET", [""]) => Response::json(
+            200,
+            &json!({
+                "plugin": "template",
+                "version": env!("CARGO_PKG_VERSION"),
+                "greeting": settings::get("greeting").unwrap_or_else(|| "hello".into()),
+            }),
+        ),
+        ("POST", ["hmac", alg]) => {
+            let alg = match *alg {
+                "sha256" => HmacAlgorithm::Sha256,
+                "sha1" => HmacAlgorithm::Sha1,
+                _ => return Ok(Response::error(400, "unknown algorithm")),
+            };
+            let key = query.require("key")?;
+            hex_answer(signing::hmac(alg, key, &[Part::Bytes(req.body.clone())]))
+        }
+        ("POST", ["digest", alg]) => {
+            let Some(alg) = digest_algorithm(alg) else {
+                return Ok(Response::error(400, "unknown algorithm"));
+            };
+            hex_answer(signing::digest(alg, &[Part::Bytes(req.body.clone())]))
+        }
+        ("POST", ["digest-with-secret", alg]) => {
+            let Some(alg) = digest_algorithm(alg) else {
+                return Ok(Response::error(400, "unknown algorithm"));
+            };
+            let key = query.require("key")?;
+            hex_answer(signing::digest(
+                alg,
+                &[Part::Bytes(req.body.clone()), Part::Secret(key.into())],
+            ))
+        }
+        ("POST", ["verify", "sha256"]) => {
+            let key = query.require("key")?;
+            let Ok(expected) = signing::from_hex(query.require("sig")?) else {
+                return Ok(Response::error(400, "sig is not hex"));
+            };
+            match signing::verify_hmac(
+                HmacAlgorithm::Sha256,
+                key,
+                &[Part::Bytes(req.body.clone())],
+                &expected,
+            ) {
+                Ok(valid) => Response::json(200, &json!({ "valid": valid })),
+                Err(e) => Response::error(403, &format!("{e:?}")),
+            }
+        }
+        ("POST", ["base64"]) => Response::text(200, &signing::base64_encode(&req.body)),
+        ("GET", ["store"]) => {
+            let prefix = query.get("prefix").unwrap_or("");
+            let keys = store::list_keys(prefix, None, 1000)?;
+            Response::json(200, &keys)
+        }
+        ("GET", ["store", key]) => match store::get(key)? {
+            Some(v) => Response::with_body(200, "application/octet-stream", v),
+            None => Response::error(404, "no such key"),
+        },
+        ("PUT", ["store", key]) => {
+            store::set(key, &req.body)?;
+            Response::json(200, &json!({ "stored": key }))
+        }
+        ("DELETE", ["store", key]) => {
+            let existed = store::delete(key)?;
+            Response::json(200, &json!({ "deleted": existed }))
+        }
+        ("POST", ["cas", key]) => {
+            let expected = query.get("expect").map(|v| v.as_bytes().to_vec());
+            let swapped = store::compare_and_swap(key, expected.as_deref(), &req.body)?;
+            Response::json(200, &json!({ "swapped": swapped }))
+        }
+        ("GET", ["fetch"]) => fetch(query.require("url")?, query.get("token_secret")),
+        ("GET", ["now"]) => {
+            let now = clock::now();
+            Response::json(200, &json!({ "seconds": now.seconds, "nanoseconds": now.nanoseconds }))
+        }
+        ("GET", ["settings"]) => {
+            let all: serde_json::Map<String, serde_json::Value> = settings::all()
+                .into_iter()
+                .map(|(k, v)| (k, serde_json::Value::String(v)))
+                .collect();
+            Response::json(200, &all)
+        }
+        ("POST", [op @ ("credit" | "debit")]) => money(op, req)?,
+        ("GET", ["balance"]) => match ledger::get_account(query.require("account")?) {
+            Ok(Some(a)) => Response::json(200, &json!({ "balance": a.balance, "currency": a.currency })),
+            Ok(None) => Response::error(404, "no such account"),
+            Err(e) => ledger_refusal(e)?,
+        },
+        ("POST", ["timer"]) => {
+            let name = query.require("name")?;
+            let delay: i64 = query.require("in")?.parse().map_err(|_| "`in` must be seconds")?;
+            let at = clock::Instant { seconds: clock::now().seconds + delay, nanoseconds: 0 };
+            timers::schedule(name, at, &req.body)?;
+            Response::json(200, &json!({ "scheduled": name, "at": at.seconds }))
+        }
+        ("GET", ["timer-fired"]) => {
+            let fired = store::get("timer-fired")?;
+            Response::with_body(200, "text/plain", fired.unwrap_or_default())
+        }
+        ("POST", ["deliver"]) => {
+            let url = query.require("url")?;
+            let key = query.get("key").unwrap_or(url);
+            let delivery = deliveries::Delivery {
+                method: "POST".into(),
+                url: url.into(),
+                headers: vec![("content-type".into(), "text/plain".into())],
+                body: req.body.clone(),
+                max_attempts: 0,
+            };
+            match deliveries::enqueue(key, &delivery) {
+                Ok(id) => Response::json(202, &json!({ "delivery": id })),
+                Err(e) => Response::error(400, &format!("{e:?}")),
+            }
+        }
+        ("POST", ["checkout"]) => payments::start_checkout(req)?,
+        ("POST", ["charge"]) => payments::charge(req)?,
+        ("POST", ["refund"]) => payments::refund(req)?,
+        ("GET", ["lookup"]) => payments::lookup(req)?,
+        ("GET", ["payment"]) => payments::show(req)?,
+        _ => Response::not_found(),
+    };
+    Ok(response)
 }
 
 impl payhost_sdk::Events for Template {
@@ -249,7 +303,7 @@ fn fetch(url: &str, token_secret: Option<&str>) -> Response {
     }
 }
 
-fn money(op: &str, req: &Request) -> Result<Response, String> {
+fn money(op: &str, req: &Request) -> Result<Response, Refusal> {
     let body: serde_json::Value = req.json()?;
     let field = |name: &str| -> Result<String, String> {
         body.get(name)
@@ -258,19 +312,31 @@ fn money(op: &str, req: &Request) -> Result<Response, String> {
             .ok_or_else(|| format!("missing `{name}`"))
     };
     let (key, account, amount, currency) = (field("key")?, field("account")?, field("amount")?, field("currency")?);
-    ledger::open_account(&account, &currency).map_err(|e| format!("{e:?}"))?;
+    if let Err(e) = ledger::open_account(&account, &currency) {
+        return ledger_refusal(e);
+    }
     let result = if op == "credit" {
         ledger::credit(&key, &account, &amount, &currency, "template")
     } else {
         ledger::debit(&key, &account, &amount, &currency, "template")
     };
-    Ok(match result {
-        Ok(entry) => Response::json(200, &json!({ "transaction": entry.transaction_id, "balance": entry.balance_after })),
-        Err(ledger::Error::InsufficientFunds(s)) => {
-            Response::json(402, &json!({ "error": "insufficient-funds", "balance": s.balance }))
-        }
-        Err(e) => Response::error(409, &format!("{e:?}")),
-    })
+    match result {
+        Ok(entry) => Ok(Response::json(200, &json!({ "transaction": entry.transaction_id, "balance": entry.balance_after }))),
+        Err(e) => ledger_refusal(e),
+    }
+}
+
+/// A ledger refusal as the client should see it: 402 for missing funds, 409 when the
+/// request clashes with what the ledger holds, 400 for what the request got wrong; a
+/// storage failure is the plugin's.
+fn ledger_refusal(error: ledger::Error) -> Result<Response, Refusal> {
+    use ledger::Error as E;
+    match error {
+        E::InsufficientFunds(s) => Ok(Response::json(402, &json!({ "error": "insufficient-funds", "balance": s.balance }))),
+        E::Backend(message) => Err(failed("ledger", message)),
+        e @ (E::CurrencyMismatch(_) | E::IdempotencyConflict(_) | E::NotReversible(_)) => Ok(Response::error(409, &format!("{e:?}"))),
+        e => Ok(Response::error(400, &format!("{e:?}"))),
+    }
 }
 
 // Components export on wasm only; native builds run the unit tests.

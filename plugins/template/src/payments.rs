@@ -14,7 +14,9 @@ use payhost_sdk::payments::{self, ChargeRequest, CheckoutRequest, PaymentEvent, 
 use payhost_sdk::{checkout, store, Request, Response};
 use serde_json::{json, Value};
 
-pub fn start_checkout(req: &Request) -> Result<Response, String> {
+use crate::{failed, Refusal};
+
+pub fn start_checkout(req: &Request) -> Result<Response, Refusal> {
     let body: Value = req.json()?;
     let checkout_req = CheckoutRequest {
         amount: text(&body, "amount")?,
@@ -31,7 +33,7 @@ pub fn start_checkout(req: &Request) -> Result<Response, String> {
     })
 }
 
-pub fn charge(req: &Request) -> Result<Response, String> {
+pub fn charge(req: &Request) -> Result<Response, Refusal> {
     let body: Value = req.json()?;
     let charge_req = ChargeRequest {
         amount: text(&body, "amount")?,
@@ -47,7 +49,7 @@ pub fn charge(req: &Request) -> Result<Response, String> {
     })
 }
 
-pub fn refund(req: &Request) -> Result<Response, String> {
+pub fn refund(req: &Request) -> Result<Response, Refusal> {
     let body: Value = req.json()?;
     let amount = body.get("amount").and_then(Value::as_str);
     Ok(match checkout::refund(&text(&body, "system")?, &text(&body, "external_id")?, amount) {
@@ -56,7 +58,7 @@ pub fn refund(req: &Request) -> Result<Response, String> {
     })
 }
 
-pub fn lookup(req: &Request) -> Result<Response, String> {
+pub fn lookup(req: &Request) -> Result<Response, Refusal> {
     let query = req.query_params();
     Ok(match checkout::lookup(query.require("system")?, query.require("id")?) {
         Ok(event) => Response::json(200, &event_json(&event)),
@@ -83,15 +85,15 @@ pub fn record(event: &PaymentEvent) -> Result<(), String> {
     }
 }
 
-pub fn show(req: &Request) -> Result<Response, String> {
+pub fn show(req: &Request) -> Result<Response, Refusal> {
     let query = req.query_params();
     let reference = query.require("reference")?;
-    let event = store::get(&format!("payment-event/{reference}")).map_err(|e| format!("{e:?}"))?;
-    let count = store::get(&format!("payment-count/{reference}")).map_err(|e| format!("{e:?}"))?;
+    let event = store::get(&format!("payment-event/{reference}"))?;
+    let count = store::get(&format!("payment-count/{reference}"))?;
     Ok(match event {
         None => Response::error(404, "no payment event for this reference"),
         Some(event) => {
-            let event: Value = serde_json::from_slice(&event).map_err(|e| e.to_string())?;
+            let event: Value = serde_json::from_slice(&event).map_err(|e| failed("stored event", e))?;
             let count: u64 = count.as_deref().and_then(|b| std::str::from_utf8(b).ok()).and_then(|s| s.parse().ok()).unwrap_or(0);
             Response::json(200, &json!({ "event": event, "deliveries": count }))
         }
