@@ -1,9 +1,12 @@
 //! Tracing through the real host: the request id travels into a plugin's outbound
 //! calls in the header the operator names, and with `[tracing.otlp]` configured the
-//! request spans reach the (stand-in) collector over OTLP/HTTP.
+//! request spans reach the (stand-in) collector over OTLP/HTTP. What a client sent
+//! cannot start a log line of its own, even when a plugin repeats it.
+
+use std::time::Duration;
 
 use payhost_tests::sim::http::{SimResponse, SimServer};
-use payhost_tests::{plugin_wasm, HostBuilder};
+use payhost_tests::{faulty_config, plugin_wasm, HostBuilder};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -68,4 +71,28 @@ async fn without_an_otlp_section_nothing_is_exported_and_the_default_header_is_x
     assert_eq!(delivery.header("x-request-id"), Some(enqueued_by.as_str()), "the delivery carries its enqueuing request's id");
     host.stop().await;
     assert!(!host.logs().contains("exporting spans over OTLP"), "no exporter without [tracing.otlp]");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_line_break_a_client_sent_cannot_start_a_log_line_of_its_own() {
+    let host = HostBuilder::new().env("PROBE_KEY", "k").config(&faulty_config("faulty", "/faulty", "")).start().await;
+    // The faulty plugin repeats the body in a log line and in its error, which the host
+    // logs as the call's cause.
+    let forged = "FORGED payhost::server: payment captured amount=1000.00";
+    let resp = host.post("/faulty/echo", "text/plain", format!("order 7\n{forged}\r\n{forged}")).await;
+    assert_eq!(resp.status().as_u16(), 500);
+    let request_id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+
+    let both_logged = host
+        .wait_until(Duration::from_secs(60), || async {
+            let logs = host.logs();
+            logs.contains("client sent order 7") && logs.contains(&format!("request={request_id}")) && logs.contains("could not handle order 7")
+        })
+        .await;
+    let logs = host.logs();
+    assert!(both_logged, "the plugin's log line and the failed call were not logged:\n{logs}");
+    assert!(!logs.lines().any(|line| line.starts_with("FORGED")), "a client's text started a log line:\n{logs}");
+    for line in logs.lines().filter(|line| line.contains("order 7")) {
+        assert!(line.contains(&format!("order 7\\n{forged}\\r\\n{forged}")), "the client's text is not whole on its line: {line}");
+    }
 }

@@ -5,6 +5,8 @@
 //! for a secret and a host in `describe`, so config checks have something to refuse.
 //! `GET /count` counts its calls in a static, so tests can see what a warm instance
 //! (`limits.reuse`) keeps between requests and what a fresh one starts over with.
+//! `POST /echo` repeats the body in a log line and in its error, as a careless plugin
+//! would, so tests can see that no client text starts a log line of its own.
 // Native builds (unit tests) do not export the component, so its entry points look unused.
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code, unused_imports))]
 
@@ -54,6 +56,12 @@ impl payhost_sdk::Plugin for Faulty {
             }
             "/trap" => panic!("deliberate trap"),
             "/error" => Err("deliberate plugin error".into()),
+            // As a careless plugin would: what the client sent, in a log line and an error.
+            "/echo" => {
+                let said = String::from_utf8_lossy(&req.body).into_owned();
+                payhost_sdk::warn(&format!("client sent {said}"), &[]);
+                Err(format!("could not handle {said}"))
+            }
             "/env" => {
                 let vars: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
                 Ok(Response::json(200, &json!({ "vars": vars, "args": std::env::args().count() })))

@@ -2,7 +2,10 @@
 //! when `[tracing.otlp]` is configured, spans are also exported over OTLP/HTTP
 //! (protobuf) to its endpoint, in batches from a thread of the exporter's own. Without
 //! that section there is no exporter at all, and the request spans (debug level) cost
-//! nothing.
+//! nothing. Text lines keep one event per line whatever a plugin or client put in it
+//! (`one_line`).
+
+mod one_line;
 
 use std::time::Duration;
 
@@ -56,7 +59,7 @@ pub fn otlp_provider(config: Option<&OtlpConfig>) -> Result<Option<SdkTracerProv
 pub fn init(json: bool, otlp: Option<&OtlpConfig>) -> Result<Telemetry> {
     let filter = EnvFilter::try_from_env("PAYHOST_LOG").unwrap_or_else(|_| EnvFilter::new("info,wasmtime=warn,cranelift=warn"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let logs = tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(std::io::stderr);
+    let logs = tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(one_line::OneLineStderr);
     let logs = if json { logs.json().with_filter(filter).boxed() } else { logs.with_filter(filter).boxed() };
     let provider = otlp_provider(otlp)?;
     let spans = provider.as_ref().map(|p| {
