@@ -305,12 +305,7 @@ fn fetch(url: &str, token_secret: Option<&str>) -> Response {
 
 fn money(op: &str, req: &Request) -> Result<Response, Refusal> {
     let body: serde_json::Value = req.json()?;
-    let field = |name: &str| -> Result<String, String> {
-        body.get(name)
-            .and_then(|v| v.as_str())
-            .map(str::to_owned)
-            .ok_or_else(|| format!("missing `{name}`"))
-    };
+    let field = |name: &str| payments::text(&body, name);
     let (key, account, amount, currency) = (field("key")?, field("account")?, field("amount")?, field("currency")?);
     if let Err(e) = ledger::open_account(&account, &currency) {
         return ledger_refusal(e);

@@ -134,7 +134,8 @@ fn error_answer(error: payments::Error) -> Response {
     Response::json(status, &json!({ "error": kind, "detail": detail }))
 }
 
-fn text(body: &Value, name: &str) -> Result<String, String> {
+/// The text field `name` of a JSON body, or the client's mistake naming it.
+pub fn text(body: &Value, name: &str) -> Result<String, String> {
     body.get(name).and_then(Value::as_str).map(str::to_owned).ok_or_else(|| format!("missing `{name}`"))
 }
 
