@@ -13,7 +13,7 @@ use crate::clock::HostClock;
 use crate::config::Config;
 use crate::jobs::janitor::JanitorConfig;
 use crate::jobs::{JobConfig, JobHandle, JobWaker, JobWorker};
-use crate::live::{schedule_start_timers, LiveOps};
+use crate::live::{apply_store_quotas, schedule_start_timers, LiveOps};
 use crate::runtime::{Runtime, RuntimeCaller};
 use crate::services::Services;
 
@@ -75,6 +75,7 @@ pub async fn start(config_path: &Path) -> Result<Running> {
         .await
         .with_context(|| format!("storage `{}`", redact_url(&config.storage.url)))?;
     storage.migrate().await.context("storage migration failed")?;
+    apply_store_quotas(storage.as_ref(), &config).await?;
 
     let clock = if config.runtime.manual_clock {
         let clock = HostClock::manual();

@@ -270,6 +270,18 @@ pub struct Limits {
     /// answered 503 with `Retry-After`, so one instance cannot take every call slot.
     #[serde(default = "default_instance_concurrency")]
     pub max_concurrent: u32,
+    /// Most bytes the instance's durable store may hold (keys, values and 64 per key),
+    /// in MiB; 0: no quota. A write over it is refused, so one plugin cannot fill the
+    /// disk the ledger and every other instance write to.
+    #[serde(default = "default_store_mb")]
+    pub store_mb: u32,
+}
+
+impl Limits {
+    /// The store quota in bytes, as storage counts them (`None`: no quota).
+    pub fn store_quota_bytes(&self) -> Option<u64> {
+        (self.store_mb > 0).then(|| u64::from(self.store_mb) << 20)
+    }
 }
 
 impl Default for Limits {
@@ -281,6 +293,7 @@ impl Default for Limits {
             http_max_response_bytes: default_http_max_bytes(),
             reuse: default_reuse(),
             max_concurrent: default_instance_concurrency(),
+            store_mb: default_store_mb(),
         }
     }
 }
@@ -368,6 +381,9 @@ fn default_otlp_timeout_ms() -> u64 {
 fn default_memory_mb() -> u32 {
     64
 }
+fn default_store_mb() -> u32 {
+    1024
+}
 fn default_deadline_ms() -> u64 {
     10_000
 }
@@ -380,6 +396,8 @@ fn default_http_max_bytes() -> u64 {
 
 /// Largest memory cap an instance may ask for; the engine's pool is sized for it.
 pub const MAX_MEMORY_MB: u32 = 1024;
+/// Largest store quota an instance may be given, in MiB (1 TiB).
+pub const MAX_STORE_MB: u32 = 1 << 20;
 /// Most `handle` calls one warm instance may serve (`limits.reuse`).
 pub const MAX_REUSE: u32 = 100_000;
 /// Bounds of `runtime.max_header_bytes`: under 8 KiB refuses ordinary browsers' heads
@@ -484,6 +502,9 @@ impl Config {
             // Above `runtime.max_concurrent_requests` it is allowed (the host's own limit
             // applies first), so lowering the host's limit never breaks a config that left
             // this at its default.
+            if l.store_mb > MAX_STORE_MB {
+                bail!("{}: must be 0..={MAX_STORE_MB} (MiB; 0: no quota)", at("limits.store_mb"));
+            }
             if l.max_concurrent == 0 {
                 bail!("{}: must be at least 1", at("limits.max_concurrent"));
             }
@@ -629,6 +650,21 @@ mod tests {
             let err = Config::parse(&format!("[runtime]\nmax_header_bytes = {refused}\n"), Path::new(".")).unwrap_err();
             assert!(format!("{err:#}").contains("runtime.max_header_bytes must be 8192..=262144"), "{refused}: {err:#}");
         }
+    }
+
+    #[test]
+    fn the_store_quota_has_a_default_a_way_off_and_a_bound() {
+        let plugin = |limits: &str| {
+            format!("[[plugins]]\nname = \"t\"\ncomponent = \"t.wasm\"\nmount = \"/t\"\n[plugins.limits]\n{limits}\n")
+        };
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("t.wasm"), b"").unwrap();
+        let quota = |limits: &str| Config::parse(&plugin(limits), dir.path()).map(|c| c.plugins[0].limits.store_quota_bytes());
+        assert_eq!(quota("").unwrap(), Some(1024 << 20));
+        assert_eq!(quota("store_mb = 5").unwrap(), Some(5 << 20));
+        assert_eq!(quota("store_mb = 0").unwrap(), None, "0 turns the quota off");
+        let err = quota("store_mb = 1048577").unwrap_err();
+        assert!(format!("{err:#}").contains("limits.store_mb: must be 0..=1048576"), "{err:#}");
     }
 
     #[test]

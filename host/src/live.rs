@@ -1,7 +1,8 @@
 //! Live operations on a serving host: reload one instance (optionally from another
 //! file), roll it back, reload the whole config, and fire the `start` timer of newly
 //! loaded providers. A bad new version or config never replaces the one serving. The
-//! admin API, the file watcher and SIGHUP all act through here.
+//! admin API, the file watcher and SIGHUP all act through here, and so does the store
+//! quota (`limits.store_mb`) each config gives its instances.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -154,6 +155,7 @@ impl LiveOps {
             needs_restart.push("janitor");
         }
         let prepared = self.runtime.prepare(&next, trigger).await?;
+        apply_store_quotas(self.runtime.services.storage.as_ref(), &next).await?;
         let names: Vec<String> = next.plugins.iter().map(|p| p.name.clone()).collect();
         let added: Vec<String> = names.iter().filter(|n| current.plugin(n).is_none()).cloned().collect();
         self.runtime.commit(prepared, next);
@@ -161,6 +163,13 @@ impl LiveOps {
         tracing::info!(trigger, plugins = ?names, "config reloaded");
         Ok(json!({ "plugins": names, "needs_restart": needs_restart }))
     }
+}
+
+/// Gives every configured instance's store the quota of its `limits.store_mb`, before
+/// its plugin can write (at start-up) or with the config that sets it (on reload).
+pub async fn apply_store_quotas(storage: &dyn crate::storage::Storage, config: &Config) -> Result<()> {
+    let quotas: Vec<(String, Option<u64>)> = config.plugins.iter().map(|p| (p.name.clone(), p.limits.store_quota_bytes())).collect();
+    storage.kv_set_quotas(&quotas).await.context("setting the instances' store quotas")
 }
 
 /// Schedules the `start` timer, due now, of every provider among `names`.

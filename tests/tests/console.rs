@@ -461,6 +461,12 @@ async fn the_plugins_page_charts_each_instance_from_the_metrics() {
             assert_eq!(chart["total"], 0, "{instance} {series}: {chart}");
         }
     }
+    // Each instance's store against its quota (`limits.store_mb`, 1 GiB unless set).
+    let store_fact = "const dd = [...document.querySelectorAll('[data-instance=live] dl.facts dt')]\
+        .find(dt => dt.textContent === 'Store'); return dd ? dd.nextElementSibling.textContent : null;";
+    let store = browser.wait_for("live's store fact", store_fact, |v| v.is_string()).await;
+    assert!(store.as_str().unwrap().ends_with("of 1024.0 MiB (0%)"), "{store}");
+
     // A second sample gives the first point: a rate of nothing.
     let quiet = browser.wait_for("a first point", &chart_script("live", "requests"), |v| !points(v).is_empty()).await;
     assert!(points(&quiet).iter().all(|p| *p == Some(0.0)), "{quiet}");

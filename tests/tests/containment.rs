@@ -4,7 +4,7 @@
 //! finish, never by how long they took); an instance over `limits.max_concurrent` is
 //! refused with 503 and `Retry-After`; slow clients are closed by the connection
 //! timeouts; running out of file descriptors neither spins the accept loop nor stops
-//! the server for good.
+//! the server for good; a plugin cannot write its store past its quota.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -252,6 +252,58 @@ async fn a_request_head_over_the_limit_is_answered_431_and_never_reaches_a_plugi
     // The plugin never saw it, and the host serves the next client.
     assert_eq!(requests_of(&host, "template").await, 1, "the oversized request reached the plugin");
     assert_eq!(status_of(&client, host.url("/template/")).await, 200);
+}
+
+/// The store usage and quota `GET /plugins` shows for `instance`.
+async fn store_of(host: &TestHost, instance: &str) -> (u64, Option<u64>) {
+    let (status, plugins) = host.admin("GET", "/plugins", None).await;
+    assert_eq!(status, 200, "{plugins}");
+    let plugin = plugins["plugins"].as_array().into_iter().flatten().find(|p| p["name"] == instance).expect("the instance is listed");
+    (plugin["store"]["bytes"].as_u64().expect("store bytes"), plugin["store"]["quota_bytes"].as_u64())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_cannot_write_its_store_past_its_quota_and_a_reload_can_raise_it() {
+    const MIB: u64 = 1 << 20;
+    let quota = |mb: u32| format!("{}[plugins.limits]\nstore_mb = {mb}\n", template_config());
+    let mut host = HostBuilder::new().config(&quota(1)).start().await;
+    let (client, store_url) = (host.client().clone(), host.url("/template/store/"));
+    let put = |key: &str, len: usize| {
+        let (client, url) = (client.clone(), format!("{store_url}{key}"));
+        async move {
+            let resp = client.put(url).body(vec![b'x'; len]).send().await.unwrap();
+            (resp.status().as_u16(), resp.text().await.unwrap())
+        }
+    };
+    assert_eq!(store_of(&host, "template").await, (0, Some(MIB)), "the quota is set before the plugin writes");
+
+    let (status, body) = put("a", 600_000).await;
+    assert_eq!(status, 200, "{body}");
+    let used = 1 + 600_000 + 64;
+    assert_eq!(store_of(&host, "template").await, (used, Some(MIB)));
+
+    // The second write would take the store over 1 MiB: refused, with the reason, and
+    // nothing of it is kept.
+    let (status, body) = put("b", 600_000).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("the store is full") && body.contains("limits.store_mb"), "{body}");
+    assert_eq!(host.get("/template/store/b").await.status().as_u16(), 404);
+    assert_eq!(store_of(&host, "template").await, (used, Some(MIB)));
+    assert!(host.logs().contains("store quota (limits.store_mb) is used up"), "support staff read why:\n{}", host.logs());
+
+    // A config reload that raises the quota lets the same write through.
+    host.rewrite_config(&quota(2));
+    let (status, body) = host.admin("POST", "/config/reload", None).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = put("b", 600_000).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(store_of(&host, "template").await, (2 * used, Some(2 * MIB)));
+
+    // Deleting makes room under the quota again.
+    assert_eq!(put("c", 900_000).await.0, 400);
+    assert_eq!(host.client().delete(host.url("/template/store/a")).send().await.unwrap().status().as_u16(), 200);
+    let (status, body) = put("c", 900_000).await;
+    assert_eq!(status, 200, "{body}");
 }
 
 /// CPU time (user + system, in clock ticks) the process has used.

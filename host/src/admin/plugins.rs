@@ -13,7 +13,7 @@ use crate::live::LiveOps;
 
 pub async fn handle(app: &LiveOps, method: &Method, rest: &[&str], body: &[u8]) -> Answer {
     match (method, rest) {
-        (&Method::GET, []) => ok(&list(app)),
+        (&Method::GET, []) => ok(&list(app).await),
         (&Method::POST, [name, "reload"]) => {
             let path = serde_json::from_slice::<Value>(body)
                 .ok()
@@ -78,6 +78,17 @@ pub struct PluginView {
     pub errors: u64,
     /// Versions served, oldest first (the last is the current one).
     pub history: Vec<VersionView>,
+    /// The instance's durable store; absent when storage did not answer.
+    pub store: Option<StoreView>,
+}
+
+/// How much of its quota (`limits.store_mb`) an instance's store uses.
+#[derive(Serialize, ToSchema)]
+pub struct StoreView {
+    /// Keys, values and 64 bytes per key.
+    pub bytes: u64,
+    /// Absent: no quota (`limits.store_mb = 0`).
+    pub quota_bytes: Option<u64>,
 }
 
 /// One version an instance served.
@@ -132,7 +143,7 @@ pub struct ConfigReloaded {
     pub needs_restart: Vec<String>,
 }
 
-fn list(app: &LiveOps) -> PluginList {
+async fn list(app: &LiveOps) -> PluginList {
     let table = app.runtime.registry.table();
     let mut plugins: Vec<PluginView> = table
         .mounts
@@ -163,10 +174,17 @@ fn list(app: &LiveOps) -> PluginList {
                         config_generation: r.config_generation,
                     })
                     .collect(),
+                store: None,
             }
         })
         .collect();
     plugins.sort_by(|a, b| a.name.cmp(&b.name));
+    for plugin in &mut plugins {
+        match app.runtime.services.storage.kv_usage(&plugin.name).await {
+            Ok(usage) => plugin.store = Some(StoreView { bytes: usage.bytes, quota_bytes: usage.quota }),
+            Err(e) => tracing::warn!(instance = %plugin.name, error = %e, "could not read the store's usage for GET /plugins"),
+        }
+    }
     PluginList { plugins }
 }
 

@@ -234,6 +234,14 @@ fn check_value(value: &[u8]) -> Result<(), Error> {
 }
 
 fn backend(e: StorageError) -> Error {
+    if let StorageError::QuotaExceeded { .. } = e {
+        tracing::warn!("store write refused: the instance's store quota (limits.store_mb) is used up");
+        return Error::TooLarge(QUOTA_REFUSAL.into());
+    }
     tracing::error!(error = %e, "store backend failed");
     Error::Backend(e.to_string())
 }
+
+/// What a plugin reads when a write would take its store over the quota; nothing was
+/// written, and deleting keys makes room.
+pub const QUOTA_REFUSAL: &str = "the store is full: this write would take it over the instance's quota (limits.store_mb); nothing was written";

@@ -20,6 +20,10 @@ pub enum StorageError {
     /// check): nothing was written.
     #[error("storage constraint violated ({what}): {source}")]
     Constraint { what: String, #[source] source: Cause },
+    /// The write would take an instance's store over its quota (`limits.store_mb`):
+    /// nothing was written. Deleting keys, or a larger quota, makes room.
+    #[error("store quota used up ({what}): {source}")]
+    QuotaExceeded { what: String, #[source] source: Cause },
     /// A stored row holds something this host cannot read.
     #[error("stored data unreadable ({what}): {detail}")]
     Corrupt { what: String, detail: String },

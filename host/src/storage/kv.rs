@@ -1,4 +1,10 @@
 //! Plugin key-value stores, one namespace per instance.
+//!
+//! Each namespace has a usage count kept by the database itself (triggers on the `kv`
+//! table, in the same transaction as the write), and may have a quota the host sets from
+//! `limits.store_mb`: a write that would take the namespace over it fails as a whole with
+//! `StorageError::QuotaExceeded`, so one plugin cannot fill the disk every instance's
+//! ledger and jobs live on.
 
 use async_trait::async_trait;
 
@@ -13,6 +19,18 @@ pub enum KvWrite {
     Expect { key: String, value: Option<Vec<u8>> },
     Put { key: String, value: Vec<u8> },
     Delete { key: String },
+}
+
+/// What every key of a namespace costs: its bytes, its value's bytes and
+/// `ROW_OVERHEAD_BYTES` for the row, so a plugin writing many empty values is counted too.
+pub const ROW_OVERHEAD_BYTES: u64 = 64;
+
+/// A namespace's usage and quota, both in bytes as `ROW_OVERHEAD_BYTES` counts them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreUsage {
+    pub bytes: u64,
+    /// `None`: no quota.
+    pub quota: Option<u64>,
 }
 
 #[async_trait]
@@ -30,4 +48,8 @@ pub trait KeyValueStore: Send + Sync {
     /// order, otherwise none of them do. One answer per group: whether it was written.
     async fn kv_write_groups(&self, ns: &str, groups: &[Vec<KvWrite>]) -> StorageResult<Vec<bool>>;
     async fn kv_list(&self, ns: &str, prefix: &str, start_after: Option<&str>, limit: u32) -> StorageResult<Vec<String>>;
+    /// Sets each namespace's quota (`None`: none), in one transaction. A namespace
+    /// already over its new quota keeps its keys; only writes that grow it are refused.
+    async fn kv_set_quotas(&self, quotas: &[(String, Option<u64>)]) -> StorageResult<()>;
+    async fn kv_usage(&self, ns: &str) -> StorageResult<StoreUsage>;
 }

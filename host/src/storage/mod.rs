@@ -40,7 +40,7 @@ pub use group_commit::PostingOutcome;
 pub use unsettled::{LookupResult, PaymentKind, TrackedPayment, UnsettledStore};
 pub use events::{NewPaymentEvent, PaymentEventRow, PaymentEventStore, PaymentStatus};
 pub use jobs::{DeliveryRequest, DeliveryRow, JobState, JobStore, Lease, TimerRow};
-pub use kv::{KeyValueStore, KvWrite};
+pub use kv::{KeyValueStore, KvWrite, StoreUsage, ROW_OVERHEAD_BYTES};
 pub use ledger::{AccountRow, EntryKind, EntryRow, LedgerStore, Minor, Posting, PostingLine, PostingRefusal};
 
 /// Opens (and migrates) the storage a URL names: `postgres://…` / `postgresql://…`,

@@ -120,6 +120,7 @@ function instanceCard(name, refresh) {
           ['Requests', String(p.requests)],
           ['Errors', String(p.errors)],
           ['Rate', rates],
+          ['Store', storeUse(p.store)],
         ]),
       );
       // The table is rebuilt only when the history changed, so a screen reader's
@@ -159,4 +160,13 @@ async function act(button, result, what, call, after) {
     button.disabled = false;
   }
   await after();
+}
+
+/** The store's usage against its quota (`limits.store_mb`), as `GET /plugins` gives it. */
+function storeUse(store) {
+  if (!store) return 'unknown (storage did not answer)';
+  const mib = (bytes) => `${(bytes / 1048576).toFixed(1)} MiB`;
+  if (store.quota_bytes == null) return `${mib(store.bytes)}, no quota`;
+  const share = Math.min(100, (100 * store.bytes) / store.quota_bytes).toFixed(0);
+  return `${mib(store.bytes)} of ${mib(store.quota_bytes)} (${share}%)`;
 }

@@ -2,6 +2,11 @@
 //! hold a value, and claim the keys they expect to be absent by inserting them
 //! (`claim_absent`): a row another transaction is still creating cannot be locked, only
 //! waited for on the key's unique index.
+//!
+//! The `kv` table's trigger adds each write to the store's usage and may refuse it over
+//! the quota (see the schema); two writers can then wait on each other's rows in a way
+//! they could not before, so every write runs again when PostgreSQL ends it as a
+//! deadlock or a serialisation failure.
 
 use async_trait::async_trait;
 
@@ -10,7 +15,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use deadpool_postgres::{Object, Transaction};
 
 use super::{PostgresStorage, Res, POST_ATTEMPTS};
-use crate::storage::{KeyValueStore, KvWrite, StorageResult};
+use crate::storage::{KeyValueStore, KvWrite, StorageResult, StoreUsage};
 
 #[async_trait]
 impl KeyValueStore for PostgresStorage {
@@ -26,65 +31,72 @@ impl KeyValueStore for PostgresStorage {
 
     async fn kv_set(&self, ns: &str, key: &str, value: &[u8]) -> StorageResult<()> {
         let client = self.client().await?;
-        let run = async {
-            let stmt = client
-                .prepare_cached("INSERT INTO kv (ns, key, value) VALUES ($1, $2, $3) ON CONFLICT (ns, key) DO UPDATE SET value = EXCLUDED.value")
-                .await?;
-            client.execute(&stmt, &[&ns, &key, &value]).await?;
-            Res::Ok(())
-        };
-        Ok(run.await?)
+        let mut attempt = 1;
+        loop {
+            let run = async {
+                let stmt = client
+                    .prepare_cached("INSERT INTO kv (ns, key, value) VALUES ($1, $2, $3) ON CONFLICT (ns, key) DO UPDATE SET value = EXCLUDED.value")
+                    .await?;
+                client.execute(&stmt, &[&ns, &key, &value]).await?;
+                Res::Ok(())
+            };
+            match run.await {
+                Err(failure) if failure.is_lost_race() && attempt < POST_ATTEMPTS => attempt += 1,
+                outcome => return Ok(outcome?),
+            }
+        }
     }
 
     async fn kv_delete(&self, ns: &str, key: &str) -> StorageResult<bool> {
         let client = self.client().await?;
-        let run = async {
-            let stmt = client.prepare_cached("DELETE FROM kv WHERE ns = $1 AND key = $2").await?;
-            Res::Ok(client.execute(&stmt, &[&ns, &key]).await? > 0)
-        };
-        Ok(run.await?)
+        let mut attempt = 1;
+        loop {
+            let run = async {
+                let stmt = client.prepare_cached("DELETE FROM kv WHERE ns = $1 AND key = $2").await?;
+                Res::Ok(client.execute(&stmt, &[&ns, &key]).await? > 0)
+            };
+            match run.await {
+                Err(failure) if failure.is_lost_race() && attempt < POST_ATTEMPTS => attempt += 1,
+                outcome => return Ok(outcome?),
+            }
+        }
     }
 
     async fn kv_cas(&self, ns: &str, key: &str, expected: Option<&[u8]>, new: &[u8]) -> StorageResult<bool> {
         let client = self.client().await?;
-        let run = async {
-            let written = match expected {
-                None => {
-                    let stmt = client
-                        .prepare_cached("INSERT INTO kv (ns, key, value) VALUES ($1, $2, $3) ON CONFLICT (ns, key) DO NOTHING")
-                        .await?;
-                    client.execute(&stmt, &[&ns, &key, &new]).await?
-                }
-                Some(old) => {
-                    let stmt = client.prepare_cached("UPDATE kv SET value = $3 WHERE ns = $1 AND key = $2 AND value = $4").await?;
-                    client.execute(&stmt, &[&ns, &key, &new, &old]).await?
-                }
+        let mut attempt = 1;
+        loop {
+            let run = async {
+                let written = match expected {
+                    None => {
+                        let stmt = client
+                            .prepare_cached("INSERT INTO kv (ns, key, value) VALUES ($1, $2, $3) ON CONFLICT (ns, key) DO NOTHING")
+                            .await?;
+                        client.execute(&stmt, &[&ns, &key, &new]).await?
+                    }
+                    Some(old) => {
+                        let stmt = client.prepare_cached("UPDATE kv SET value = $3 WHERE ns = $1 AND key = $2 AND value = $4").await?;
+                        client.execute(&stmt, &[&ns, &key, &new, &old]).await?
+                    }
+                };
+                Res::Ok(written > 0)
             };
-            Res::Ok(written > 0)
-        };
-        Ok(run.await?)
+            match run.await {
+                Err(failure) if failure.is_lost_race() && attempt < POST_ATTEMPTS => attempt += 1,
+                outcome => return Ok(outcome?),
+            }
+        }
     }
 
     async fn kv_set_many(&self, ns: &str, writes: &[(String, Option<Vec<u8>>)]) -> StorageResult<()> {
         let mut client = self.client().await?;
-        let run = async {
-            let tx = client.transaction().await?;
-            for (key, value) in writes {
-                match value {
-                    Some(value) => {
-                        tx.execute(
-                            "INSERT INTO kv (ns, key, value) VALUES ($1, $2, $3) ON CONFLICT (ns, key) DO UPDATE SET value = EXCLUDED.value",
-                            &[&ns, key, value],
-                        )
-                        .await?
-                    }
-                    None => tx.execute("DELETE FROM kv WHERE ns = $1 AND key = $2", &[&ns, key]).await?,
-                };
+        let mut attempt = 1;
+        loop {
+            match set_many_once(&mut client, ns, writes).await {
+                Err(failure) if failure.is_lost_race() && attempt < POST_ATTEMPTS => attempt += 1,
+                outcome => return Ok(outcome?),
             }
-            tx.commit().await?;
-            Res::Ok(())
-        };
-        Ok(run.await?)
+        }
     }
 
     async fn kv_write_groups(&self, ns: &str, groups: &[Vec<KvWrite>]) -> StorageResult<Vec<bool>> {
@@ -96,6 +108,46 @@ impl KeyValueStore for PostgresStorage {
                 outcome => return Ok(outcome?),
             }
         }
+    }
+
+    async fn kv_set_quotas(&self, quotas: &[(String, Option<u64>)]) -> StorageResult<()> {
+        let mut client = self.client().await?;
+        let run = async {
+            let tx = client.transaction().await?;
+            for (ns, quota) in quotas {
+                match quota {
+                    Some(bytes) => {
+                        let bytes = i64::try_from(*bytes).unwrap_or(i64::MAX);
+                        tx.execute(
+                            "INSERT INTO kv_quota (ns, bytes) VALUES ($1, $2) ON CONFLICT (ns) DO UPDATE SET bytes = EXCLUDED.bytes",
+                            &[ns, &bytes],
+                        )
+                        .await?
+                    }
+                    None => tx.execute("DELETE FROM kv_quota WHERE ns = $1", &[ns]).await?,
+                };
+            }
+            tx.commit().await?;
+            Res::Ok(())
+        };
+        Ok(run.await?)
+    }
+
+    async fn kv_usage(&self, ns: &str) -> StorageResult<StoreUsage> {
+        let client = self.client().await?;
+        let run = async {
+            let stmt = client
+                .prepare_cached(
+                    "SELECT (SELECT COALESCE(SUM(bytes), 0)::BIGINT FROM kv_usage WHERE ns = $1),
+                            (SELECT bytes FROM kv_quota WHERE ns = $1)",
+                )
+                .await?;
+            let row = client.query_one(&stmt, &[&ns]).await?;
+            let bytes: i64 = row.try_get(0)?;
+            let quota: Option<i64> = row.try_get(1)?;
+            Res::Ok(StoreUsage { bytes: bytes.max(0) as u64, quota: quota.map(|q| q.max(0) as u64) })
+        };
+        Ok(run.await?)
     }
 
     async fn kv_list(&self, ns: &str, prefix: &str, start_after: Option<&str>, limit: u32) -> StorageResult<Vec<String>> {
@@ -113,6 +165,25 @@ impl KeyValueStore for PostgresStorage {
         };
         Ok(run.await?)
     }
+}
+
+/// One attempt of `kv_set_many`: every write in one transaction.
+async fn set_many_once(client: &mut Object, ns: &str, writes: &[(String, Option<Vec<u8>>)]) -> Res<()> {
+    let tx = client.transaction().await?;
+    for (key, value) in writes {
+        match value {
+            Some(value) => {
+                tx.execute(
+                    "INSERT INTO kv (ns, key, value) VALUES ($1, $2, $3) ON CONFLICT (ns, key) DO UPDATE SET value = EXCLUDED.value",
+                    &[&ns, key, value],
+                )
+                .await?
+            }
+            None => tx.execute("DELETE FROM kv WHERE ns = $1 AND key = $2", &[&ns, key]).await?,
+        };
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 /// One attempt of `kv_write_groups`, in a fixed number of round trips however many

@@ -183,7 +183,54 @@ BEGIN
         USING ERRCODE = 'serialization_failure';
 END
 $$;
+"#, r#"
+-- A store's usage is the sum of its rows here. Each connection adds to a row of its own
+-- (its backend pid modulo 64), so two connections writing one store rarely wait on
+-- each other's usage row until commit.
+CREATE TABLE kv_usage (
+    ns TEXT NOT NULL,
+    shard INT NOT NULL,
+    bytes BIGINT NOT NULL,
+    PRIMARY KEY (ns, shard)
+);
+CREATE TABLE kv_quota (ns TEXT PRIMARY KEY, bytes BIGINT NOT NULL CHECK (bytes >= 0));
+INSERT INTO kv_usage (ns, shard, bytes)
+    SELECT ns, 0, SUM(octet_length(key) + octet_length(value) + 64) FROM kv GROUP BY ns;
+CREATE FUNCTION payhost_kv_usage() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    space TEXT;
+    delta BIGINT;
+    quota BIGINT;
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        space := NEW.ns;
+        delta := octet_length(NEW.key) + octet_length(NEW.value) + 64;
+    ELSIF TG_OP = 'UPDATE' THEN
+        space := NEW.ns;
+        delta := octet_length(NEW.value) - octet_length(OLD.value);
+    ELSE
+        space := OLD.ns;
+        delta := -(octet_length(OLD.key) + octet_length(OLD.value) + 64);
+    END IF;
+    IF delta = 0 THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO kv_usage AS u (ns, shard, bytes) VALUES (space, pg_backend_pid() % 64, delta)
+        ON CONFLICT (ns, shard) DO UPDATE SET bytes = u.bytes + EXCLUDED.bytes;
+    IF delta > 0 THEN
+        SELECT q.bytes INTO quota FROM kv_quota q WHERE q.ns = space;
+        IF quota IS NOT NULL AND (SELECT SUM(u.bytes) FROM kv_usage u WHERE u.ns = space) > quota THEN
+            RAISE EXCEPTION 'payhost: store quota used up' USING ERRCODE = 'PHQ01';
+        END IF;
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER kv_usage AFTER INSERT OR UPDATE OR DELETE ON kv FOR EACH ROW EXECUTE FUNCTION payhost_kv_usage();
 "#];
+
+/// The SQLSTATE the trigger that keeps a store within its quota raises (see `from`).
+const QUOTA_SQLSTATE: &str = "PHQ01";
 
 pub struct PostgresStorage {
     pool: Connections,
@@ -250,6 +297,7 @@ impl From<Failure> for StorageError {
             return StorageError::Unavailable { what, source: e.into() };
         };
         match &code[..2] {
+            _ if code == QUOTA_SQLSTATE => StorageError::QuotaExceeded { what, source: e.into() },
             "40" => StorageError::Conflict { what, source: e.into() },
             _ if code == SqlState::LOCK_NOT_AVAILABLE.code() => StorageError::Conflict { what, source: e.into() },
             "23" => StorageError::Constraint { what, source: e.into() },

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{immediate, SqliteStorage};
-use crate::storage::{KeyValueStore, KvWrite, StorageResult};
+use crate::storage::{KeyValueStore, KvWrite, StorageResult, StoreUsage};
 
 #[async_trait]
 impl KeyValueStore for SqliteStorage {
@@ -74,6 +74,37 @@ impl KeyValueStore for SqliteStorage {
             let written = groups.iter().map(|group| write_group(&tx, &ns, group)).collect::<rusqlite::Result<Vec<bool>>>()?;
             tx.commit()?;
             Ok(written)
+        })
+        .await
+    }
+
+    async fn kv_set_quotas(&self, quotas: &[(String, Option<u64>)]) -> StorageResult<()> {
+        let quotas = quotas.to_vec();
+        self.run(move |c| {
+            let tx = immediate(c)?;
+            for (ns, quota) in &quotas {
+                match quota {
+                    Some(bytes) => tx
+                        .prepare_cached("INSERT INTO kv_quota (ns, bytes) VALUES (?1, ?2) ON CONFLICT (ns) DO UPDATE SET bytes = excluded.bytes")?
+                        .execute(params![ns, i64::try_from(*bytes).unwrap_or(i64::MAX)])?,
+                    None => tx.prepare_cached("DELETE FROM kv_quota WHERE ns = ?1")?.execute(params![ns])?,
+                };
+            }
+            tx.commit()
+        })
+        .await
+    }
+
+    async fn kv_usage(&self, ns: &str) -> StorageResult<StoreUsage> {
+        let ns = ns.to_string();
+        self.run(move |c| {
+            let bytes: i64 = c
+                .prepare_cached("SELECT bytes FROM kv_usage WHERE ns = ?1")?
+                .query_row([&ns], |r| r.get(0))
+                .optional()?
+                .unwrap_or(0);
+            let quota: Option<i64> = c.prepare_cached("SELECT bytes FROM kv_quota WHERE ns = ?1")?.query_row([&ns], |r| r.get(0)).optional()?;
+            Ok(StoreUsage { bytes: bytes.max(0) as u64, quota: quota.map(|q| q.max(0) as u64) })
         })
         .await
     }

@@ -163,7 +163,29 @@ ALTER TABLE checkouts ADD COLUMN settled_at INTEGER;
 ALTER TABLE checkouts ADD COLUMN settled_by TEXT;
 CREATE INDEX checkouts_open ON checkouts (next_lookup_at) WHERE settled_at IS NULL;
 CREATE INDEX payment_events_by_reference ON payment_events (system, reference);
+"#, r#"
+CREATE TABLE kv_usage (ns TEXT PRIMARY KEY, bytes INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE kv_quota (ns TEXT PRIMARY KEY, bytes INTEGER NOT NULL CHECK (bytes >= 0)) WITHOUT ROWID;
+INSERT INTO kv_usage (ns, bytes)
+    SELECT ns, SUM(length(CAST(key AS BLOB)) + length(value) + 64) FROM kv GROUP BY ns;
+CREATE TRIGGER kv_usage_after_insert AFTER INSERT ON kv BEGIN
+    INSERT INTO kv_usage (ns, bytes) VALUES (NEW.ns, length(CAST(NEW.key AS BLOB)) + length(NEW.value) + 64)
+        ON CONFLICT (ns) DO UPDATE SET bytes = bytes + excluded.bytes;
+    SELECT RAISE(ABORT, 'payhost: store quota used up') FROM kv_usage u JOIN kv_quota q ON q.ns = u.ns
+        WHERE u.ns = NEW.ns AND u.bytes > q.bytes;
+END;
+CREATE TRIGGER kv_usage_after_update AFTER UPDATE OF value ON kv BEGIN
+    UPDATE kv_usage SET bytes = bytes + length(NEW.value) - length(OLD.value) WHERE ns = NEW.ns;
+    SELECT RAISE(ABORT, 'payhost: store quota used up') FROM kv_usage u JOIN kv_quota q ON q.ns = u.ns
+        WHERE u.ns = NEW.ns AND u.bytes > q.bytes AND length(NEW.value) > length(OLD.value);
+END;
+CREATE TRIGGER kv_usage_after_delete AFTER DELETE ON kv BEGIN
+    UPDATE kv_usage SET bytes = bytes - length(CAST(OLD.key AS BLOB)) - length(OLD.value) - 64 WHERE ns = OLD.ns;
+END;
 "#];
+
+/// The message of the triggers that keep a store within its quota (see `backend`).
+const QUOTA_MESSAGE: &str = "payhost: store quota used up";
 
 type SharedConnection = Arc<tokio::sync::Mutex<Connection>>;
 
@@ -263,6 +285,7 @@ fn backend(e: rusqlite::Error) -> StorageError {
         }
         _ => match e.sqlite_error_code() {
             Some(C::DatabaseBusy | C::DatabaseLocked) => StorageError::Conflict { what, source: e.into() },
+            Some(C::ConstraintViolation) if e.to_string().contains(QUOTA_MESSAGE) => StorageError::QuotaExceeded { what, source: e.into() },
             Some(C::ConstraintViolation) => StorageError::Constraint { what, source: e.into() },
             Some(C::TooBig) => StorageError::InvalidInput { what, source: e.into() },
             Some(C::CannotOpen | C::SystemIoFailure | C::DiskFull | C::ReadOnly | C::PermissionDenied | C::OutOfMemory) => {
