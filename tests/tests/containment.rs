@@ -4,7 +4,8 @@
 //! finish, never by how long they took); an instance over `limits.max_concurrent` is
 //! refused with 503 and `Retry-After`; slow clients are closed by the connection
 //! timeouts; running out of file descriptors neither spins the accept loop nor stops
-//! the server for good; a plugin cannot write its store past its quota.
+//! the server for good; a plugin cannot write its store past its quota, nor store a
+//! delivery too large to keep.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -304,6 +305,27 @@ async fn a_plugin_cannot_write_its_store_past_its_quota_and_a_reload_can_raise_i
     assert_eq!(host.client().delete(host.url("/template/store/a")).send().await.unwrap().status().as_u16(), 200);
     let (status, body) = put("c", 900_000).await;
     assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delivery_too_large_to_keep_or_impossible_to_send_is_refused_before_it_is_stored() {
+    let config = template_config().replace("mount = \"/template\"\n", "mount = \"/template\"\nallowed_hosts = [\"127.0.0.1\"]\n");
+    let host = HostBuilder::new().config(&config).runtime_option("max_request_bytes = 4194304").start().await;
+    let deliver = |key: &str| host.url(&format!("/template/deliver?url=http://127.0.0.1:9/hook&key={key}"));
+
+    // A body over 1 MiB: the plugin could hold it, the database should not keep it.
+    let resp = host.client().post(deliver("big")).body(vec![b'x'; 2 << 20]).send().await.unwrap();
+    let (status, body) = (resp.status().as_u16(), resp.text().await.unwrap());
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("body must be at most 1048576 bytes"), "{body}");
+    let (_, list) = host.admin("GET", "/deliveries", None).await;
+    assert_eq!(list["deliveries"].as_array().map(Vec::len), Some(0), "nothing was stored: {list}");
+
+    // One within the limits is stored as before.
+    let resp = host.client().post(deliver("small")).body(vec![b'x'; 1 << 20]).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 202);
+    let (_, list) = host.admin("GET", "/deliveries", None).await;
+    assert_eq!(list["deliveries"].as_array().map(Vec::len), Some(1), "{list}");
 }
 
 /// CPU time (user + system, in clock ticks) the process has used.
