@@ -45,6 +45,12 @@ pub async fn read_body(body: Incoming, limit: usize, within: Duration) -> Result
     if body.is_end_stream() {
         return Ok(Bytes::new());
     }
+    // A declared length over the limit is refused before the body is polled: polling is
+    // what makes hyper answer `Expect: 100-continue`, which would invite the client to
+    // send what will be refused.
+    if body.size_hint().lower() > limit as u64 {
+        return Err(BodyError::TooLarge(limit));
+    }
     let collect = Limited::new(body, limit).collect();
     match tokio::time::timeout(within, collect).await {
         Err(_) => Err(BodyError::TimedOut(within.as_millis())),

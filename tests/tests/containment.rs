@@ -4,8 +4,9 @@
 //! finish, never by how long they took); an instance over `limits.max_concurrent` is
 //! refused with 503 and `Retry-After`; slow clients are closed by the connection
 //! timeouts; running out of file descriptors neither spins the accept loop nor stops
-//! the server for good; a plugin cannot write its store past its quota, nor store a
-//! delivery too large to keep.
+//! the server for good; a body over the limit is refused before the plugin sees it (and
+//! one declared over it is never invited); a plugin cannot write its store past its
+//! quota, nor store a delivery too large to keep.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -305,6 +306,37 @@ async fn a_plugin_cannot_write_its_store_past_its_quota_and_a_reload_can_raise_i
     assert_eq!(host.client().delete(host.url("/template/store/a")).send().await.unwrap().status().as_u16(), 200);
     let (status, body) = put("c", 900_000).await;
     assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_body_over_the_limit_is_answered_413_and_one_declared_over_it_is_never_invited() {
+    const LIMIT: usize = 1024;
+    let host = HostBuilder::new().config(&template_config()).runtime_option(&format!("max_request_bytes = {LIMIT}")).start().await;
+    let client = fresh_client();
+
+    // At the limit, served.
+    let resp = client.put(host.url("/template/store/k")).body(vec![b'x'; LIMIT]).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+
+    // A client that declares a larger body and waits to be invited (`Expect:
+    // 100-continue`) is answered 413 at once, never `100 Continue`.
+    let mut stream = TcpStream::connect(host.addr()).await.unwrap();
+    let head = format!("PUT /template/store/k HTTP/1.1\r\nHost: payhost\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n", 100 << 20);
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let seen = read_until_closed(&mut stream).await;
+    assert!(seen.starts_with("HTTP/1.1 413"), "a declared body over the limit gets 413 before any of it is sent: {seen}");
+
+    // A chunked body, whose length nobody declared, is cut at the limit.
+    let mut stream = TcpStream::connect(host.addr()).await.unwrap();
+    let chunk = format!("{:x}\r\n{}\r\n", LIMIT / 2, "y".repeat(LIMIT / 2));
+    let request = format!("PUT /template/store/k HTTP/1.1\r\nHost: payhost\r\nTransfer-Encoding: chunked\r\n\r\n{}0\r\n\r\n", chunk.repeat(3));
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let seen = read_until_closed(&mut stream).await;
+    assert!(seen.starts_with("HTTP/1.1 413"), "a chunked body over the limit gets 413: {seen}");
+
+    // Neither reached the plugin: it would have stored the body over the value it had.
+    let kept = client.get(host.url("/template/store/k")).send().await.unwrap().bytes().await.unwrap();
+    assert_eq!(kept.as_ref(), vec![b'x'; LIMIT].as_slice(), "a refused body reached the plugin");
 }
 
 #[tokio::test(flavor = "multi_thread")]
