@@ -78,7 +78,8 @@ async fn signing_matches_rfc4231_and_independent_digests() {
     // A secret the instance was not granted is a typed error, not a trap.
     let (s, body) = text(host.post("/template/hmac/sha256?key=other_key", "text/plain", "x").await).await;
     assert_eq!(s, 403, "{body}");
-    assert!(body.contains("NotGranted"), "{body}");
+    let refused: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((refused["error"].as_str(), refused["detail"].as_str()), (Some("not-granted"), Some("other_key")), "{body}");
     // Secrets never reach the log.
     let logs = host.logs();
     assert!(!logs.contains("Jefe"), "secret in log");
@@ -101,7 +102,7 @@ async fn a_clients_mistake_is_answered_400_saying_what_is_wrong_and_moves_nothin
         (
             "a malformed amount",
             host.post_json("/template/debit", &serde_json::json!({"key": "d2", "account": "acc-9", "amount": "1.5x", "currency": "USD"})).await,
-            "InvalidAmount",
+            "invalid-amount",
         ),
         ("a missing query parameter", host.get("/template/balance").await, "missing parameter `account`"),
         ("a timer delay that is not a number", host.post("/template/timer?name=t&in=soon", "text/plain", "").await, "`in` must be seconds"),
@@ -118,9 +119,16 @@ async fn a_clients_mistake_is_answered_400_saying_what_is_wrong_and_moves_nothin
         let error: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{what}: not JSON: {body}"));
         assert!(error["error"].as_str().is_some_and(|e| e.contains(cause)), "{what}: {body}");
     }
+    // The ledger's refusals name their case and say why in the ledger's own words.
+    let malformed = serde_json::json!({"key": "d2", "account": "acc-9", "amount": "1e400", "currency": "USD"});
+    let refused: Value = host.post_json("/template/debit", &malformed).await.json().await.unwrap();
+    assert_eq!(refused["error"], "invalid-amount", "{refused}");
+    assert!(refused["detail"].as_str().is_some_and(|d| d.starts_with("amount `1e400` is not a plain decimal")), "{refused}");
     // A debit in another currency clashes with the account: 409.
     let other = serde_json::json!({"key": "d3", "account": "acc-9", "amount": "1.00", "currency": "EUR"});
-    assert_eq!(host.post_json("/template/debit", &other).await.status().as_u16(), 409);
+    let clash = host.post_json("/template/debit", &other).await;
+    assert_eq!(clash.status().as_u16(), 409);
+    assert_eq!(clash.json::<Value>().await.unwrap()["error"], "currency-mismatch");
 
     // None of them moved money.
     let balance: Value = host.get("/template/balance?account=acc-9").await.json().await.unwrap();

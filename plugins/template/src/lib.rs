@@ -161,7 +161,7 @@ fn route(req: &Request) -> Result<Response, Refusal> {
                 &expected,
             ) {
                 Ok(valid) => Response::json(200, &json!({ "valid": valid })),
-                Err(e) => Response::error(403, &format!("{e:?}")),
+                Err(e) => signing_refusal(e),
             }
         }
         ("POST", ["base64"]) => Response::text(200, &signing::base64_encode(&req.body)),
@@ -228,7 +228,9 @@ fn route(req: &Request) -> Result<Response, Refusal> {
             };
             match deliveries::enqueue(key, &delivery) {
                 Ok(id) => Response::json(202, &json!({ "delivery": id })),
-                Err(e) => Response::error(400, &format!("{e:?}")),
+                Err(deliveries::Error::Denied(host)) => Response::json(403, &json!({ "error": "denied", "host": host })),
+                Err(deliveries::Error::Invalid(detail)) => Response::json(400, &json!({ "error": "invalid", "detail": detail })),
+                Err(deliveries::Error::Backend(message)) => return Err(failed("deliveries", message)),
             }
         }
         ("POST", ["checkout"]) => payments::start_checkout(req)?,
@@ -279,7 +281,16 @@ fn digest_algorithm(name: &str) -> Option<DigestAlgorithm> {
 fn hex_answer(result: Result<Vec<u8>, signing::Error>) -> Response {
     match result {
         Ok(bytes) => Response::text(200, &signing::to_hex(&bytes)),
-        Err(e) => Response::error(403, &format!("{e:?}")),
+        Err(e) => signing_refusal(e),
+    }
+}
+
+/// A secret the instance was not granted is 403; text that does not decode is the
+/// client's mistake.
+fn signing_refusal(error: signing::Error) -> Response {
+    match error {
+        signing::Error::NotGranted(name) => Response::json(403, &json!({ "error": "not-granted", "detail": name })),
+        signing::Error::InvalidEncoding(detail) => Response::json(400, &json!({ "error": "invalid-encoding", "detail": detail })),
     }
 }
 
@@ -299,7 +310,14 @@ fn fetch(url: &str, token_secret: Option<&str>) -> Response {
             &json!({ "status": resp.status, "body": String::from_utf8_lossy(&resp.body) }),
         ),
         Err(outbound::Error::Denied(host)) => Response::json(403, &json!({ "error": "denied", "host": host })),
-        Err(e) => Response::json(502, &json!({ "error": format!("{e:?}") })),
+        Err(outbound::Error::InvalidRequest(detail)) => Response::json(400, &json!({ "error": "invalid-request", "detail": detail })),
+        // The counterpart's failures are a bad gateway; their detail is for the log only.
+        Err(outbound::Error::Timeout) => Response::json(502, &json!({ "error": "timeout" })),
+        Err(outbound::Error::TooLarge(limit)) => Response::json(502, &json!({ "error": "too-large", "limit": limit })),
+        Err(outbound::Error::Connect(detail)) => {
+            payhost_sdk::warn("fetch could not connect", &[("url", url), ("detail", &detail)]);
+            Response::json(502, &json!({ "error": "connect" }))
+        }
     }
 }
 
@@ -324,14 +342,21 @@ fn money(op: &str, req: &Request) -> Result<Response, Refusal> {
 /// A ledger refusal as the client should see it: 402 for missing funds, 409 when the
 /// request clashes with what the ledger holds, 400 for what the request got wrong; a
 /// storage failure is the plugin's.
+/// The answer names the refusal by its WIT case (`error`) and repeats the ledger's text
+/// (`detail`), so a client can branch on the one and a person read the other.
 fn ledger_refusal(error: ledger::Error) -> Result<Response, Refusal> {
     use ledger::Error as E;
-    match error {
-        E::InsufficientFunds(s) => Ok(Response::json(402, &json!({ "error": "insufficient-funds", "balance": s.balance }))),
-        E::Backend(message) => Err(failed("ledger", message)),
-        e @ (E::CurrencyMismatch(_) | E::IdempotencyConflict(_) | E::NotReversible(_)) => Ok(Response::error(409, &format!("{e:?}"))),
-        e => Ok(Response::error(400, &format!("{e:?}"))),
-    }
+    let (status, code, detail) = match error {
+        E::InsufficientFunds(s) => return Ok(Response::json(402, &json!({ "error": "insufficient-funds", "balance": s.balance }))),
+        E::Backend(message) => return Err(failed("ledger", message)),
+        E::CurrencyMismatch(detail) => (409, "currency-mismatch", detail),
+        E::IdempotencyConflict(detail) => (409, "idempotency-conflict", detail),
+        E::NotReversible(detail) => (409, "not-reversible", detail),
+        E::UnknownAccount(detail) => (400, "unknown-account", detail),
+        E::InvalidAmount(detail) => (400, "invalid-amount", detail),
+        E::UnknownCurrency(detail) => (400, "unknown-currency", detail),
+    };
+    Ok(Response::json(status, &json!({ "error": code, "detail": detail })))
 }
 
 // Components export on wasm only; native builds run the unit tests.
