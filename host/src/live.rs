@@ -169,7 +169,20 @@ impl LiveOps {
 /// its plugin can write (at start-up) or with the config that sets it (on reload).
 pub async fn apply_store_quotas(storage: &dyn crate::storage::Storage, config: &Config) -> Result<()> {
     let quotas: Vec<(String, Option<u64>)> = config.plugins.iter().map(|p| (p.name.clone(), p.limits.store_quota_bytes())).collect();
-    storage.kv_set_quotas(&quotas).await.context("setting the instances' store quotas")
+    storage.kv_set_quotas(&quotas).await.context("setting the instances' store quotas")?;
+    // A store already near its quota (one kept from before quotas, or a quota lowered)
+    // refuses writes soon: say so now, not at the first refusal.
+    match storage.kv_usages().await {
+        Ok(usages) => {
+            for (instance, usage) in &usages {
+                if let Some(quota) = usage.quota.filter(|q| usage.bytes.saturating_mul(10) >= q.saturating_mul(9)) {
+                    tracing::warn!(%instance, bytes = usage.bytes, quota, "the instance's store holds 90% of its quota (limits.store_mb) or more; writes that grow it past the quota are refused");
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not read the stores' usage"),
+    }
+    Ok(())
 }
 
 /// Schedules the `start` timer, due now, of every provider among `names`.

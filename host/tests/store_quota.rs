@@ -107,6 +107,12 @@ async fn a_write_over_the_quota_is_refused_and_leaves_the_store_as_it_was(db: &T
     s.kv_set_quotas(&[("shop".into(), None)]).await.unwrap();
     s.kv_set("shop", "b", &[2; 5_000]).await.unwrap();
     assert_eq!(s.kv_usage("shop").await.unwrap().quota, None);
+    // Every namespace with keys or a quota is listed, one with only a quota too.
+    s.kv_set_quotas(&[("idle".into(), Some(7))]).await.unwrap();
+    let usages = s.kv_usages().await.unwrap();
+    assert_eq!(usages.keys().map(String::as_str).collect::<Vec<_>>(), ["free", "idle", "shop"]);
+    assert_eq!((usages["idle"].bytes, usages["idle"].quota), (0, Some(7)));
+    assert_eq!((usages["free"].bytes, usages["free"].quota), (3 + 10_000 + 64, None));
 }
 
 async fn a_quota_lowered_under_the_usage_keeps_the_keys_and_refuses_only_growth(db: &TestDb) {

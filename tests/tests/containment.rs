@@ -292,6 +292,9 @@ async fn a_plugin_cannot_write_its_store_past_its_quota_and_a_reload_can_raise_i
     assert_eq!(host.get("/template/store/b").await.status().as_u16(), 404);
     assert_eq!(store_of(&host, "template").await, (used, Some(MIB)));
     assert!(host.logs().contains("store quota (limits.store_mb) is used up"), "support staff read why:\n{}", host.logs());
+    let metrics = host.client().get(host.admin_url("/metrics")).bearer_auth(ADMIN_TOKEN).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(&format!("payhost_store_bytes{{instance=\"template\"}} {used}")), "{metrics}");
+    assert!(metrics.contains(&format!("payhost_store_quota_bytes{{instance=\"template\"}} {MIB}")), "{metrics}");
 
     // A config reload that raises the quota lets the same write through.
     host.rewrite_config(&quota(2));
@@ -301,10 +304,19 @@ async fn a_plugin_cannot_write_its_store_past_its_quota_and_a_reload_can_raise_i
     assert_eq!(status, 200, "{body}");
     assert_eq!(store_of(&host, "template").await, (2 * used, Some(2 * MIB)));
 
+    // Lowered under what the store holds: a warning, every key kept, growth refused.
+    host.rewrite_config(&quota(1));
+    let (status, body) = host.admin("POST", "/config/reload", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(host.logs().contains("holds 90% of its quota (limits.store_mb) or more"), "{}", host.logs());
+    for key in ["a", "b"] {
+        assert_eq!(host.get(&format!("/template/store/{key}")).await.status().as_u16(), 200, "{key} was kept");
+    }
+    assert_eq!(put("c", 300_000).await.0, 400);
+
     // Deleting makes room under the quota again.
-    assert_eq!(put("c", 900_000).await.0, 400);
     assert_eq!(host.client().delete(host.url("/template/store/a")).send().await.unwrap().status().as_u16(), 200);
-    let (status, body) = put("c", 900_000).await;
+    let (status, body) = put("c", 300_000).await;
     assert_eq!(status, 200, "{body}");
 }
 

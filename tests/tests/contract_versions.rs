@@ -199,8 +199,8 @@ async fn a_0_1_component_serves_beside_0_2_plugins() {
     }
     // A secret the plugin was not granted is refused by name.
     let (status, body) = json(host.get(&format!("/template/fetch?url={}&token_secret=legacy_key", encoded(&url))).await).await;
-    assert_eq!(status, 502);
-    assert!(body["error"].as_str().unwrap().contains("secret `legacy_key` is not granted"), "{body}");
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid-request")), "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("secret `legacy_key` is not granted"), "{body}");
 
     let logs = host.logs();
     for secret in secret_forms().into_iter().chain([LEGACY_KEY.to_string()]) {

@@ -1,5 +1,5 @@
-//! `GET /metrics`: the host's registry in the OpenMetrics text format, with the job
-//! gauges read from storage first.
+//! `GET /metrics`: the host's registry in the OpenMetrics text format, with the job and
+//! store gauges read from storage first.
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -18,6 +18,10 @@ pub async fn scrape(services: &Services) -> Response<Body> {
         Ok(counts) => services.metrics.set_jobs(&counts, now),
         // The other metrics are still worth a scrape; the job gauges keep their last values.
         Err(e) => tracing::warn!(error = %e, "job counts for the metrics could not be read"),
+    }
+    match services.storage.kv_usages().await {
+        Ok(usages) => services.metrics.set_stores(&usages),
+        Err(e) => tracing::warn!(error = %e, "store usage for the metrics could not be read"),
     }
     Response::builder()
         .status(StatusCode::OK)

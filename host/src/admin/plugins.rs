@@ -179,11 +179,14 @@ async fn list(app: &LiveOps) -> PluginList {
         })
         .collect();
     plugins.sort_by(|a, b| a.name.cmp(&b.name));
-    for plugin in &mut plugins {
-        match app.runtime.services.storage.kv_usage(&plugin.name).await {
-            Ok(usage) => plugin.store = Some(StoreView { bytes: usage.bytes, quota_bytes: usage.quota }),
-            Err(e) => tracing::warn!(instance = %plugin.name, error = %e, "could not read the store's usage for GET /plugins"),
+    match app.runtime.services.storage.kv_usages().await {
+        Ok(usages) => {
+            for plugin in &mut plugins {
+                let usage = usages.get(&plugin.name);
+                plugin.store = Some(StoreView { bytes: usage.map_or(0, |u| u.bytes), quota_bytes: usage.and_then(|u| u.quota) });
+            }
         }
+        Err(e) => tracing::warn!(error = %e, "could not read the stores' usage for GET /plugins"),
     }
     PluginList { plugins }
 }

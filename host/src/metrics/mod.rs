@@ -1,8 +1,9 @@
 //! Prometheus metrics: one registry, created at start-up and handed to the parts that
 //! record (runtime, server, outbound HTTP, ledger, job workers, registry swaps), each
 //! recording with a one-line call. `GET /metrics` on the admin listener encodes it with
-//! `prometheus-client` (OpenMetrics text, which Prometheus scrapes); the job gauges are
-//! read from storage at scrape time, so they are true for every host on the database.
+//! `prometheus-client` (OpenMetrics text, which Prometheus scrapes); the job and store
+//! gauges are read from storage at scrape time, so they are true for every host on the
+//! database.
 
 pub mod labels;
 
@@ -16,7 +17,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use crate::storage::JobCount;
+use std::collections::BTreeMap;
+
+use crate::storage::{JobCount, StoreUsage};
 use labels::*;
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
@@ -41,6 +44,8 @@ pub struct Metrics {
     postings: Family<PostingKind, Counter>,
     refusals: Family<Refusal, Counter>,
     jobs: Family<JobState, Gauge>,
+    store_bytes: Family<Instance, Gauge>,
+    store_quota_bytes: Family<Instance, Gauge>,
     oldest_due_seconds: Family<JobKind, Gauge<f64, AtomicU64>>,
     job_attempts: Family<JobAttempt, Counter>,
     swaps: Family<Instance, Counter>,
@@ -103,6 +108,10 @@ impl Metrics {
         registry.register("payhost_jobs", "Durable jobs by kind and state", jobs.clone());
         let oldest_due_seconds = Family::<JobKind, Gauge<f64, AtomicU64>>::default();
         registry.register("payhost_job_oldest_due_age_seconds", "How long the longest-waiting due job of each kind has been due", oldest_due_seconds.clone());
+        let store_bytes = Family::<Instance, Gauge>::default();
+        registry.register("payhost_store_bytes", "What each instance's store holds: keys, values and 64 bytes per key", store_bytes.clone());
+        let store_quota_bytes = Family::<Instance, Gauge>::default();
+        registry.register("payhost_store_quota_bytes", "Each instance's store quota (limits.store_mb); none without a quota", store_quota_bytes.clone());
         let job_attempts = Family::<JobAttempt, Counter>::default();
         registry.register("payhost_job_attempts", "Job attempts by kind and outcome (done, failed and retried, given-up)", job_attempts.clone());
         let swaps = Family::<Instance, Counter>::default();
@@ -130,6 +139,8 @@ impl Metrics {
             postings,
             refusals,
             jobs,
+            store_bytes,
+            store_quota_bytes,
             oldest_due_seconds,
             job_attempts,
             swaps,
@@ -212,6 +223,20 @@ impl Metrics {
     }
 
     /// Sets the job gauges from storage counts taken at `now` (ms).
+    /// The stores' usage and quotas as storage counts them, read at scrape time. A quota
+    /// removed since the last scrape leaves no stale series.
+    pub fn set_stores(&self, usages: &BTreeMap<String, StoreUsage>) {
+        self.store_bytes.clear();
+        self.store_quota_bytes.clear();
+        for (ns, usage) in usages {
+            let instance = Instance { instance: ns.clone() };
+            self.store_bytes.get_or_create(&instance).set(i64::try_from(usage.bytes).unwrap_or(i64::MAX));
+            if let Some(quota) = usage.quota {
+                self.store_quota_bytes.get_or_create(&instance).set(i64::try_from(quota).unwrap_or(i64::MAX));
+            }
+        }
+    }
+
     pub fn set_jobs(&self, counts: &[JobCount], now: i64) {
         for (kind, states) in JOB_STATES {
             for state in states {
@@ -241,7 +266,14 @@ mod tests {
             &[JobCount { kind: "delivery", state: "pending".into(), count: 2, oldest_due_at: Some(1_000) }],
             4_000,
         );
+        let full = StoreUsage { bytes: 900, quota: Some(1_000) };
+        m.set_stores(&BTreeMap::from([("shop".to_string(), full), ("old".to_string(), StoreUsage { bytes: 5, quota: Some(9) })]));
+        m.set_stores(&BTreeMap::from([("shop".to_string(), full), ("old".to_string(), StoreUsage { bytes: 5, quota: None })]));
         let text = m.encode();
+        assert!(text.contains(r#"payhost_store_bytes{instance="shop"} 900"#), "{text}");
+        assert!(text.contains(r#"payhost_store_quota_bytes{instance="shop"} 1000"#), "{text}");
+        assert!(text.contains(r#"payhost_store_bytes{instance="old"} 5"#), "{text}");
+        assert!(!text.contains(r#"payhost_store_quota_bytes{instance="old"}"#), "a quota removed leaves no series: {text}");
         assert!(text.contains(r#"payhost_requests_total{instance="shop",status="2xx"} 1"#), "{text}");
         assert!(text.contains(r#"payhost_requests_total{instance="shop",status="5xx"} 1"#), "{text}");
         assert!(text.contains(r#"payhost_call_failures_total{instance="shop",cause="trap"} 1"#), "{text}");
@@ -266,6 +298,7 @@ mod tests {
         m.posted("debit");
         m.refused("debit", "insufficient-funds");
         m.set_jobs(&[], 0);
+        m.set_stores(&BTreeMap::from([("a".to_string(), StoreUsage { bytes: 1, quota: Some(2) })]));
         m.job_attempt("delivery", "done");
         m.swapped("a");
         m.rolled_back("a");

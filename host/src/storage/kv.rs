@@ -6,6 +6,8 @@
 //! `StorageError::QuotaExceeded`, so one plugin cannot fill the disk every instance's
 //! ledger and jobs live on.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 
 use super::StorageResult;
@@ -51,5 +53,10 @@ pub trait KeyValueStore: Send + Sync {
     /// Sets each namespace's quota (`None`: none), in one transaction. A namespace
     /// already over its new quota keeps its keys; only writes that grow it are refused.
     async fn kv_set_quotas(&self, quotas: &[(String, Option<u64>)]) -> StorageResult<()>;
-    async fn kv_usage(&self, ns: &str) -> StorageResult<StoreUsage>;
+    /// Every namespace that holds keys or has a quota, with its usage and quota.
+    async fn kv_usages(&self) -> StorageResult<BTreeMap<String, StoreUsage>>;
+    /// One namespace's usage and quota (nothing and none when it has neither).
+    async fn kv_usage(&self, ns: &str) -> StorageResult<StoreUsage> {
+        Ok(self.kv_usages().await?.remove(ns).unwrap_or(StoreUsage { bytes: 0, quota: None }))
+    }
 }

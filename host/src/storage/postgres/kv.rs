@@ -133,19 +133,23 @@ impl KeyValueStore for PostgresStorage {
         Ok(run.await?)
     }
 
-    async fn kv_usage(&self, ns: &str) -> StorageResult<StoreUsage> {
+    async fn kv_usages(&self) -> StorageResult<BTreeMap<String, StoreUsage>> {
         let client = self.client().await?;
         let run = async {
+            // A store's usage is the sum of its rows, one per connection that wrote it.
             let stmt = client
                 .prepare_cached(
-                    "SELECT (SELECT COALESCE(SUM(bytes), 0)::BIGINT FROM kv_usage WHERE ns = $1),
-                            (SELECT bytes FROM kv_quota WHERE ns = $1)",
+                    "SELECT ns, SUM(bytes)::BIGINT, MAX(quota)::BIGINT FROM (
+                         SELECT ns, bytes, NULL::BIGINT AS quota FROM kv_usage UNION ALL SELECT ns, 0, bytes FROM kv_quota
+                     ) AS t GROUP BY ns",
                 )
                 .await?;
-            let row = client.query_one(&stmt, &[&ns]).await?;
-            let bytes: i64 = row.try_get(0)?;
-            let quota: Option<i64> = row.try_get(1)?;
-            Res::Ok(StoreUsage { bytes: bytes.max(0) as u64, quota: quota.map(|q| q.max(0) as u64) })
+            let mut usages = BTreeMap::new();
+            for row in client.query(&stmt, &[]).await? {
+                let (bytes, quota): (i64, Option<i64>) = (row.try_get(1)?, row.try_get(2)?);
+                usages.insert(row.try_get(0)?, StoreUsage { bytes: bytes.max(0) as u64, quota: quota.map(|q| q.max(0) as u64) });
+            }
+            Res::Ok(usages)
         };
         Ok(run.await?)
     }

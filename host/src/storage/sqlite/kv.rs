@@ -1,10 +1,17 @@
 //! SQLite: plugin key-value stores.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{immediate, SqliteStorage};
 use crate::storage::{KeyValueStore, KvWrite, StorageResult, StoreUsage};
+
+/// Each namespace's usage beside its quota, whichever of the two it has.
+const USAGES: &str = "SELECT ns, SUM(bytes), MAX(quota) FROM (
+    SELECT ns, bytes, NULL AS quota FROM kv_usage UNION ALL SELECT ns, 0, bytes FROM kv_quota
+) GROUP BY ns";
 
 #[async_trait]
 impl KeyValueStore for SqliteStorage {
@@ -95,16 +102,12 @@ impl KeyValueStore for SqliteStorage {
         .await
     }
 
-    async fn kv_usage(&self, ns: &str) -> StorageResult<StoreUsage> {
-        let ns = ns.to_string();
-        self.run(move |c| {
-            let bytes: i64 = c
-                .prepare_cached("SELECT bytes FROM kv_usage WHERE ns = ?1")?
-                .query_row([&ns], |r| r.get(0))
-                .optional()?
-                .unwrap_or(0);
-            let quota: Option<i64> = c.prepare_cached("SELECT bytes FROM kv_quota WHERE ns = ?1")?.query_row([&ns], |r| r.get(0)).optional()?;
-            Ok(StoreUsage { bytes: bytes.max(0) as u64, quota: quota.map(|q| q.max(0) as u64) })
+    async fn kv_usages(&self) -> StorageResult<BTreeMap<String, StoreUsage>> {
+        self.run(|c| {
+            let mut stmt = c.prepare_cached(USAGES)?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, Option<i64>>(2)?)))?;
+            rows.map(|row| row.map(|(ns, bytes, quota)| (ns, StoreUsage { bytes: bytes.max(0) as u64, quota: quota.map(|q| q.max(0) as u64) })))
+                .collect()
         })
         .await
     }
