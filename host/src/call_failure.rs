@@ -3,6 +3,9 @@
 
 use std::fmt;
 
+/// Longest plugin error the host keeps.
+const MAX_PLUGIN_ERROR_BYTES: usize = 8 * 1024;
+
 #[derive(Debug)]
 pub enum CallFailure {
     /// The plugin ran past its deadline (epoch interruption or host-side timeout).
@@ -55,6 +58,12 @@ impl CallFailure {
             CallFailure::Unavailable(_) => "the payment plugin is not available",
             CallFailure::Busy(_) => "the payment plugin is busy; retry shortly",
         }
+    }
+
+    /// The plugin's own error, cut to `MAX_PLUGIN_ERROR_BYTES`: the host logs it with the
+    /// failed call and keeps it with a failed job, and the plugin chose its length.
+    pub fn plugin_error(message: String) -> Self {
+        CallFailure::PluginError(crate::text::cut(&message, MAX_PLUGIN_ERROR_BYTES))
     }
 
     /// Seconds the client should wait before retrying, when waiting helps.

@@ -275,6 +275,10 @@ pub struct Limits {
     /// disk the ledger and every other instance write to.
     #[serde(default = "default_store_mb")]
     pub store_mb: u32,
+    /// Log lines the plugin may write a second (with a burst of ten seconds' worth);
+    /// more are dropped and counted, so one chatty plugin cannot flood the host's log.
+    #[serde(default = "default_log_lines_per_second")]
+    pub log_lines_per_second: u32,
 }
 
 impl Limits {
@@ -294,6 +298,7 @@ impl Default for Limits {
             reuse: default_reuse(),
             max_concurrent: default_instance_concurrency(),
             store_mb: default_store_mb(),
+            log_lines_per_second: default_log_lines_per_second(),
         }
     }
 }
@@ -383,6 +388,9 @@ fn default_memory_mb() -> u32 {
 }
 fn default_store_mb() -> u32 {
     1024
+}
+fn default_log_lines_per_second() -> u32 {
+    200
 }
 fn default_deadline_ms() -> u64 {
     10_000
@@ -504,6 +512,9 @@ impl Config {
             // this at its default.
             if l.store_mb > MAX_STORE_MB {
                 bail!("{}: must be 0..={MAX_STORE_MB} (MiB; 0: no quota)", at("limits.store_mb"));
+            }
+            if !(1..=100_000).contains(&l.log_lines_per_second) {
+                bail!("{}: must be 1..=100000 (lines a second)", at("limits.log_lines_per_second"));
             }
             if l.max_concurrent == 0 {
                 bail!("{}: must be at least 1", at("limits.max_concurrent"));
@@ -653,7 +664,7 @@ mod tests {
     }
 
     #[test]
-    fn the_store_quota_has_a_default_a_way_off_and_a_bound() {
+    fn the_store_quota_and_the_log_rate_have_defaults_and_bounds() {
         let plugin = |limits: &str| {
             format!("[[plugins]]\nname = \"t\"\ncomponent = \"t.wasm\"\nmount = \"/t\"\n[plugins.limits]\n{limits}\n")
         };
@@ -665,6 +676,11 @@ mod tests {
         assert_eq!(quota("store_mb = 0").unwrap(), None, "0 turns the quota off");
         let err = quota("store_mb = 1048577").unwrap_err();
         assert!(format!("{err:#}").contains("limits.store_mb: must be 0..=1048576"), "{err:#}");
+        let lines = |limits: &str| Config::parse(&plugin(limits), dir.path()).map(|c| c.plugins[0].limits.log_lines_per_second);
+        assert_eq!(lines("").unwrap(), 200);
+        assert_eq!(lines("log_lines_per_second = 5").unwrap(), 5);
+        let err = lines("log_lines_per_second = 0").unwrap_err();
+        assert!(format!("{err:#}").contains("limits.log_lines_per_second: must be 1..=100000"), "{err:#}");
     }
 
     #[test]

@@ -33,5 +33,6 @@ pub mod server;
 pub mod services;
 pub mod storage;
 pub mod telemetry;
+pub mod text;
 pub mod watch;
 pub mod wit;

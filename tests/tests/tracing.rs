@@ -1,11 +1,13 @@
 //! Tracing through the real host: the request id travels into a plugin's outbound
 //! calls in the header the operator names, and with `[tracing.otlp]` configured the
 //! request spans reach the (stand-in) collector over OTLP/HTTP. What a client sent
-//! cannot start a log line of its own, even when a plugin repeats it.
+//! cannot start a log line of its own, even when a plugin repeats it; a plugin's lines
+//! are cut and limited in rate, and what was dropped is counted and told.
 
 use std::time::Duration;
 
 use payhost_tests::sim::http::{SimResponse, SimServer};
+use payhost_tests::host::ADMIN_TOKEN;
 use payhost_tests::{faulty_config, plugin_wasm, HostBuilder};
 use serde_json::json;
 
@@ -95,4 +97,57 @@ async fn a_line_break_a_client_sent_cannot_start_a_log_line_of_its_own() {
     for line in logs.lines().filter(|line| line.contains("order 7")) {
         assert!(line.contains(&format!("order 7\\n{forged}\\r\\n{forged}")), "the client's text is not whole on its line: {line}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_that_logs_too_much_or_too_long_is_cut_and_the_drops_are_counted_and_told() {
+    // One line a second, so a burst of ten seconds' worth: ten lines.
+    let host = HostBuilder::new().env("PROBE_KEY", "k").config(&faulty_config("faulty", "/faulty", "log_lines_per_second = 1")).start().await;
+    let metric = || async {
+        let metrics = host.client().get(host.admin_url("/metrics")).bearer_auth(ADMIN_TOKEN).send().await.unwrap().text().await.unwrap();
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(r#"payhost_plugin_log_lines_dropped_total{instance="faulty"} "#))
+            .map_or(0, |n| n.parse::<u64>().unwrap())
+    };
+
+    // A line over 8 KiB is kept cut, saying by how much; the plugin's error likewise.
+    let long = "x".repeat(20_000);
+    assert_eq!(host.post("/faulty/echo", "text/plain", long).await.status().as_u16(), 500);
+    // Then far more lines than the burst, as fast as the plugin can be called.
+    let sent = 40u64;
+    for i in 0..sent {
+        assert_eq!(host.post("/faulty/echo", "text/plain", format!("flood {i}")).await.status().as_u16(), 500);
+    }
+    let logged_lines = || host.logs().lines().filter(|l| l.contains("client sent flood")).count() as u64;
+    let dropped = metric().await;
+    assert!(dropped > 0, "nothing was dropped:\n{}", host.logs());
+    // Every line is either in the log or counted as dropped, never both, never neither
+    // (the first line, the long one, took one of the burst).
+    assert_eq!(logged_lines() + dropped, sent, "{}", host.logs());
+
+    // Once the budget refills, the next line let through says how many were dropped.
+    let told = host
+        .wait_until(Duration::from_secs(60), || async {
+            host.post("/faulty/echo", "text/plain", "after the flood").await;
+            host.logs().contains("plugin log lines dropped")
+        })
+        .await;
+    let logs = host.logs();
+    assert!(told, "the drops were never told:\n{logs}");
+    let told_dropped: u64 = logs
+        .lines()
+        .filter(|l| l.contains("plugin log lines dropped"))
+        .filter_map(|l| l.split("dropped=").nth(1)?.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    // Each line let through told the drops since the one before, so together they told
+    // every drop (including those while waiting for the refill).
+    let all_dropped = metric().await;
+    assert!(all_dropped >= dropped);
+    assert_eq!(told_dropped, all_dropped, "{logs}");
+    let cut_line = logs.lines().find(|l| l.contains("client sent xxx")).expect("the long line is logged");
+    assert!(cut_line.contains("… [11820 bytes cut]"), "{cut_line}");
+    let error_line = logs.lines().find(|l| l.contains("could not handle xxx")).expect("the long error is logged");
+    assert!(error_line.contains("bytes cut]"), "{error_line}");
+    assert!(error_line.len() < 10_000, "{} bytes", error_line.len());
 }

@@ -7,6 +7,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime::StoreLimits;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::log::LogBudget;
 use super::store::KvBuffer;
 use crate::config::PluginConfig;
 use crate::payments::PaymentSystems;
@@ -22,11 +23,20 @@ pub struct InstanceContext {
     /// Settings flattened to strings (tables and arrays as JSON text).
     pub settings: Vec<(String, String)>,
     pub services: Arc<Services>,
+    /// The log lines the version's calls may still write (`limits.log_lines_per_second`).
+    pub log_budget: LogBudget,
 }
 
 impl InstanceContext {
     pub fn new(config: PluginConfig, secrets: Secrets, services: Arc<Services>) -> Self {
-        Self { name: config.name.clone(), settings: super::settings::flatten(&config.settings), config, secrets, services }
+        Self {
+            name: config.name.clone(),
+            settings: super::settings::flatten(&config.settings),
+            log_budget: LogBudget::new(config.limits.log_lines_per_second),
+            config,
+            secrets,
+            services,
+        }
     }
 }
 

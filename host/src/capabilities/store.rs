@@ -244,4 +244,4 @@ fn backend(e: StorageError) -> Error {
 
 /// What a plugin reads when a write would take its store over the quota; nothing was
 /// written, and deleting keys makes room.
-pub const QUOTA_REFUSAL: &str = "the store is full: this write would take it over the instance's quota (limits.store_mb); nothing was written";
+const QUOTA_REFUSAL: &str = "the store is full: this write would take it over the instance's quota (limits.store_mb); nothing was written";

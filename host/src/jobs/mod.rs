@@ -252,15 +252,7 @@ fn attempt_outcome(state: JobState) -> &'static str {
 
 /// Error text kept with a job row: bounded, so a chatty handler cannot bloat the table.
 fn clip(text: &str) -> String {
-    const MAX: usize = 1000;
-    if text.len() <= MAX {
-        return text.to_string();
-    }
-    let mut end = MAX;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
+    crate::text::cut(text, 1000)
 }
 
 /// Pokes and stops a running worker.
@@ -291,19 +283,5 @@ impl JobHandle {
                 tracing::error!(error = %e, "job worker ended abnormally");
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn clip_keeps_short_text_and_cuts_long_text_on_a_char_boundary() {
-        assert_eq!(clip("HTTP 500"), "HTTP 500");
-        let long = "ж".repeat(700);
-        let clipped = clip(&long);
-        assert!(clipped.len() <= 1000 + '…'.len_utf8());
-        assert!(clipped.ends_with('…'));
     }
 }

@@ -45,6 +45,7 @@ pub struct Metrics {
     refusals: Family<Refusal, Counter>,
     jobs: Family<JobState, Gauge>,
     store_bytes: Family<Instance, Gauge>,
+    log_dropped: Family<Instance, Counter>,
     store_quota_bytes: Family<Instance, Gauge>,
     oldest_due_seconds: Family<JobKind, Gauge<f64, AtomicU64>>,
     job_attempts: Family<JobAttempt, Counter>,
@@ -108,6 +109,8 @@ impl Metrics {
         registry.register("payhost_jobs", "Durable jobs by kind and state", jobs.clone());
         let oldest_due_seconds = Family::<JobKind, Gauge<f64, AtomicU64>>::default();
         registry.register("payhost_job_oldest_due_age_seconds", "How long the longest-waiting due job of each kind has been due", oldest_due_seconds.clone());
+        let log_dropped = Family::<Instance, Counter>::default();
+        registry.register("payhost_plugin_log_lines_dropped", "Plugin log lines dropped over limits.log_lines_per_second", log_dropped.clone());
         let store_bytes = Family::<Instance, Gauge>::default();
         registry.register("payhost_store_bytes", "What each instance's store holds: keys, values and 64 bytes per key", store_bytes.clone());
         let store_quota_bytes = Family::<Instance, Gauge>::default();
@@ -140,6 +143,7 @@ impl Metrics {
             refusals,
             jobs,
             store_bytes,
+            log_dropped,
             store_quota_bytes,
             oldest_due_seconds,
             job_attempts,
@@ -176,6 +180,11 @@ impl Metrics {
     }
 
     /// A call of `instance` left the worker that took it for the plugin threads.
+    /// A plugin log line dropped over the instance's rate.
+    pub fn plugin_log_dropped(&self, instance: &str) {
+        self.log_dropped.get_or_create(&Instance { instance: instance.to_string() }).inc();
+    }
+
     pub fn call_moved(&self, instance: &str) {
         self.moved.get_or_create(&Instance { instance: instance.to_string() }).inc();
     }
@@ -294,6 +303,7 @@ mod tests {
         m.call_failure("a", "trap");
         m.instantiated("a", Duration::ZERO);
         m.call_moved("a");
+        m.plugin_log_dropped("a");
         m.outbound("a", "h", "2xx", Duration::ZERO);
         m.posted("debit");
         m.refused("debit", "insufficient-funds");

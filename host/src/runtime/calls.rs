@@ -47,7 +47,7 @@ impl Runtime {
             .await?;
         result.map_err(|e| {
             self.services.metrics.call_failure(instance.name(), "plugin-error");
-            CallFailure::PluginError(e)
+            CallFailure::plugin_error(e)
         })
     }
 
@@ -112,7 +112,7 @@ impl Runtime {
         match tokio::time::timeout(deadline + HOST_GRACE, call).await {
             Err(_) => Err(CallFailure::Deadline),
             Ok(Err(e)) => Err(CallFailure::from_wasmtime(e)),
-            Ok(Ok((Err(message), _retired))) => Err(CallFailure::PluginError(message)),
+            Ok(Ok((Err(message), _retired))) => Err(CallFailure::plugin_error(message)),
             Ok(Ok((Ok(response), warm))) => {
                 instance.warm.give_back(warm);
                 Ok(response)

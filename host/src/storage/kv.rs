@@ -35,6 +35,14 @@ pub struct StoreUsage {
     pub quota: Option<u64>,
 }
 
+impl StoreUsage {
+    /// From the database's signed columns (a usage row summed while deletes of one
+    /// connection outrun its inserts can be negative).
+    pub(crate) fn from_columns(bytes: i64, quota: Option<i64>) -> Self {
+        Self { bytes: bytes.max(0) as u64, quota: quota.map(|q| q.max(0) as u64) }
+    }
+}
+
 #[async_trait]
 pub trait KeyValueStore: Send + Sync {
     async fn kv_get(&self, ns: &str, key: &str) -> StorageResult<Option<Vec<u8>>>;

@@ -146,8 +146,7 @@ impl KeyValueStore for PostgresStorage {
                 .await?;
             let mut usages = BTreeMap::new();
             for row in client.query(&stmt, &[]).await? {
-                let (bytes, quota): (i64, Option<i64>) = (row.try_get(1)?, row.try_get(2)?);
-                usages.insert(row.try_get(0)?, StoreUsage { bytes: bytes.max(0) as u64, quota: quota.map(|q| q.max(0) as u64) });
+                usages.insert(row.try_get(0)?, StoreUsage::from_columns(row.try_get(1)?, row.try_get(2)?));
             }
             Res::Ok(usages)
         };

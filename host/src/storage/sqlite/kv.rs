@@ -106,8 +106,7 @@ impl KeyValueStore for SqliteStorage {
         self.run(|c| {
             let mut stmt = c.prepare_cached(USAGES)?;
             let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, Option<i64>>(2)?)))?;
-            rows.map(|row| row.map(|(ns, bytes, quota)| (ns, StoreUsage { bytes: bytes.max(0) as u64, quota: quota.map(|q| q.max(0) as u64) })))
-                .collect()
+            rows.map(|row| row.map(|(ns, bytes, quota)| (ns, StoreUsage::from_columns(bytes, quota)))).collect()
         })
         .await
     }
