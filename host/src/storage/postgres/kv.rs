@@ -17,6 +17,20 @@ use deadpool_postgres::{Object, Transaction};
 use super::{PostgresStorage, Res, POST_ATTEMPTS};
 use crate::storage::{KeyValueStore, KvWrite, StorageResult, StoreUsage};
 
+/// Awaits `$attempt` (built anew each time) again while PostgreSQL ends it as a
+/// deadlock or a serialisation failure, up to `POST_ATTEMPTS` in all.
+macro_rules! again_on_lost_race {
+    ($attempt:expr) => {{
+        let mut attempt = 1;
+        loop {
+            match $attempt.await {
+                Err(failure) if failure.is_lost_race() && attempt < POST_ATTEMPTS => attempt += 1,
+                outcome => break outcome,
+            }
+        }
+    }};
+}
+
 #[async_trait]
 impl KeyValueStore for PostgresStorage {
     async fn kv_get(&self, ns: &str, key: &str) -> StorageResult<Option<Vec<u8>>> {
@@ -31,83 +45,50 @@ impl KeyValueStore for PostgresStorage {
 
     async fn kv_set(&self, ns: &str, key: &str, value: &[u8]) -> StorageResult<()> {
         let client = self.client().await?;
-        let mut attempt = 1;
-        loop {
-            let run = async {
-                let stmt = client
-                    .prepare_cached("INSERT INTO kv (ns, key, value) VALUES ($1, $2, $3) ON CONFLICT (ns, key) DO UPDATE SET value = EXCLUDED.value")
-                    .await?;
-                client.execute(&stmt, &[&ns, &key, &value]).await?;
-                Res::Ok(())
-            };
-            match run.await {
-                Err(failure) if failure.is_lost_race() && attempt < POST_ATTEMPTS => attempt += 1,
-                outcome => return Ok(outcome?),
-            }
-        }
+        Ok(again_on_lost_race!(async {
+            let stmt = client
+                .prepare_cached("INSERT INTO kv (ns, key, value) VALUES ($1, $2, $3) ON CONFLICT (ns, key) DO UPDATE SET value = EXCLUDED.value")
+                .await?;
+            client.execute(&stmt, &[&ns, &key, &value]).await?;
+            Res::Ok(())
+        })?)
     }
 
     async fn kv_delete(&self, ns: &str, key: &str) -> StorageResult<bool> {
         let client = self.client().await?;
-        let mut attempt = 1;
-        loop {
-            let run = async {
-                let stmt = client.prepare_cached("DELETE FROM kv WHERE ns = $1 AND key = $2").await?;
-                Res::Ok(client.execute(&stmt, &[&ns, &key]).await? > 0)
-            };
-            match run.await {
-                Err(failure) if failure.is_lost_race() && attempt < POST_ATTEMPTS => attempt += 1,
-                outcome => return Ok(outcome?),
-            }
-        }
+        Ok(again_on_lost_race!(async {
+            let stmt = client.prepare_cached("DELETE FROM kv WHERE ns = $1 AND key = $2").await?;
+            Res::Ok(client.execute(&stmt, &[&ns, &key]).await? > 0)
+        })?)
     }
 
     async fn kv_cas(&self, ns: &str, key: &str, expected: Option<&[u8]>, new: &[u8]) -> StorageResult<bool> {
         let client = self.client().await?;
-        let mut attempt = 1;
-        loop {
-            let run = async {
-                let written = match expected {
-                    None => {
-                        let stmt = client
-                            .prepare_cached("INSERT INTO kv (ns, key, value) VALUES ($1, $2, $3) ON CONFLICT (ns, key) DO NOTHING")
-                            .await?;
-                        client.execute(&stmt, &[&ns, &key, &new]).await?
-                    }
-                    Some(old) => {
-                        let stmt = client.prepare_cached("UPDATE kv SET value = $3 WHERE ns = $1 AND key = $2 AND value = $4").await?;
-                        client.execute(&stmt, &[&ns, &key, &new, &old]).await?
-                    }
-                };
-                Res::Ok(written > 0)
+        Ok(again_on_lost_race!(async {
+            let written = match expected {
+                None => {
+                    let stmt = client
+                        .prepare_cached("INSERT INTO kv (ns, key, value) VALUES ($1, $2, $3) ON CONFLICT (ns, key) DO NOTHING")
+                        .await?;
+                    client.execute(&stmt, &[&ns, &key, &new]).await?
+                }
+                Some(old) => {
+                    let stmt = client.prepare_cached("UPDATE kv SET value = $3 WHERE ns = $1 AND key = $2 AND value = $4").await?;
+                    client.execute(&stmt, &[&ns, &key, &new, &old]).await?
+                }
             };
-            match run.await {
-                Err(failure) if failure.is_lost_race() && attempt < POST_ATTEMPTS => attempt += 1,
-                outcome => return Ok(outcome?),
-            }
-        }
+            Res::Ok(written > 0)
+        })?)
     }
 
     async fn kv_set_many(&self, ns: &str, writes: &[(String, Option<Vec<u8>>)]) -> StorageResult<()> {
         let mut client = self.client().await?;
-        let mut attempt = 1;
-        loop {
-            match set_many_once(&mut client, ns, writes).await {
-                Err(failure) if failure.is_lost_race() && attempt < POST_ATTEMPTS => attempt += 1,
-                outcome => return Ok(outcome?),
-            }
-        }
+        Ok(again_on_lost_race!(set_many_once(&mut client, ns, writes))?)
     }
 
     async fn kv_write_groups(&self, ns: &str, groups: &[Vec<KvWrite>]) -> StorageResult<Vec<bool>> {
         let mut client = self.client().await?;
-        let mut attempt = 1;
-        loop {
-            match write_groups_once(&mut client, ns, groups).await {
-                Err(failure) if failure.is_lost_race() && attempt < POST_ATTEMPTS => attempt += 1,
-                outcome => return Ok(outcome?),
-            }
-        }
+        Ok(again_on_lost_race!(write_groups_once(&mut client, ns, groups))?)
     }
 
     async fn kv_set_quotas(&self, quotas: &[(String, Option<u64>)]) -> StorageResult<()> {
