@@ -191,7 +191,13 @@ pub async fn schedule_start_timers(runtime: &Runtime, names: &[String]) -> Resul
     for name in names {
         let is_provider = runtime.registry.slot(name).is_some_and(|s| s.current().component.world == WorldKind::Provider);
         if is_provider {
-            runtime.services.storage.timer_upsert(name, START_TIMER, now, &[]).await.context("scheduling the start timer")?;
+            match runtime.services.storage.timer_upsert(name, START_TIMER, now, &[]).await {
+                // A full store must not stop the host, nor the other instances' start.
+                Err(crate::storage::StorageError::QuotaExceeded { .. }) => {
+                    tracing::error!(instance = %name, "the start timer was not scheduled: the instance's store quota (limits.store_mb) is used up");
+                }
+                other => other.context("scheduling the start timer")?,
+            }
         }
     }
     runtime.services.wake_jobs();

@@ -1,8 +1,9 @@
 //! Store quotas, on both backends: the database counts every write into its
 //! namespace's usage (keys, values and 64 bytes per key), whichever path made it (a
 //! single write, compare-and-swap, a batch, a guarded group, a payment event's writes
-//! committed with the event), and refuses a write that would take the namespace over
-//! its quota, leaving everything as it was.
+//! committed with the event) and every timer of the instance (name, payload and 64
+//! bytes), and refuses a write or timer that would take the namespace over its quota,
+//! leaving everything as it was.
 
 mod support;
 
@@ -14,6 +15,7 @@ on_both_backends!(
     a_write_over_the_quota_is_refused_and_leaves_the_store_as_it_was,
     a_quota_lowered_under_the_usage_keeps_the_keys_and_refuses_only_growth,
     a_payment_events_writes_over_the_quota_are_not_committed_and_the_event_stays,
+    timers_count_towards_the_quota_until_they_fire_or_are_cancelled,
 );
 
 /// What the namespace holds, counted as storage counts it, read key by key.
@@ -161,4 +163,34 @@ async fn a_payment_events_writes_over_the_quota_are_not_committed_and_the_event_
     s.kv_set_quotas(&[("shop".into(), Some(10_000))]).await.unwrap();
     assert!(s.event_complete(id, &held, "shop", &writes).await.unwrap());
     assert_eq!(s.kv_get("shop", "order/pi_q").await.unwrap(), Some(vec![9; 2_000]));
+}
+
+async fn timers_count_towards_the_quota_until_they_fire_or_are_cancelled(db: &TestDb) {
+    let s = db.open().await;
+    s.kv_set_quotas(&[("shop".into(), Some(1_000))]).await.unwrap();
+    s.kv_set("shop", "a", &[1; 300]).await.unwrap();
+    // 5 + 400 + 64 = 469 bytes, beside the key's 365.
+    s.timer_upsert("shop", "renew", 10, &[7; 400]).await.unwrap();
+    assert_eq!(s.kv_usage("shop").await.unwrap().bytes, 365 + 469);
+    // Rescheduled with a larger payload: only the difference counts, and over the quota
+    // it is refused, the timer kept as it was.
+    s.timer_upsert("shop", "renew", 20, &[7; 500]).await.unwrap();
+    assert_eq!(s.kv_usage("shop").await.unwrap().bytes, 365 + 569);
+    let e = s.timer_upsert("shop", "renew", 30, &[7; 700]).await.unwrap_err();
+    assert!(is_quota(&e), "{e}");
+    let e = s.timer_upsert("shop", "other", 30, &[7; 100]).await.unwrap_err();
+    assert!(is_quota(&e), "{e}");
+    let e = s.kv_set("shop", "b", &[2; 100]).await.unwrap_err();
+    assert!(is_quota(&e), "timers and keys share the quota: {e}");
+    assert_eq!(s.kv_usage("shop").await.unwrap().bytes, 365 + 569);
+    // Cancelled, its bytes are free again.
+    assert!(s.timer_cancel("shop", "renew").await.unwrap());
+    assert_eq!(s.kv_usage("shop").await.unwrap().bytes, 365);
+    // Fired (claimed and done), likewise.
+    s.timer_upsert("shop", "once", 5, &[1; 10]).await.unwrap();
+    let held = Lease { owner: "host-a".into(), until: 100_000 };
+    let due = s.timer_claim_due(1_000, &held, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    s.timer_complete(&due[0], &held).await.unwrap();
+    assert_eq!(s.kv_usage("shop").await.unwrap().bytes, 365);
 }

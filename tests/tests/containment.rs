@@ -265,7 +265,7 @@ async fn store_of(host: &TestHost, instance: &str) -> (u64, Option<u64>) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_plugin_cannot_write_its_store_past_its_quota_and_a_reload_can_raise_it() {
+async fn a_plugin_cannot_write_its_store_or_timers_past_its_quota_and_a_reload_can_raise_it() {
     const MIB: u64 = 1 << 20;
     let quota = |mb: u32| format!("{}[plugins.limits]\nstore_mb = {mb}\n", template_config());
     let mut host = HostBuilder::new().config(&quota(1)).start().await;
@@ -318,6 +318,16 @@ async fn a_plugin_cannot_write_its_store_past_its_quota_and_a_reload_can_raise_i
     assert_eq!(host.client().delete(host.url("/template/store/a")).send().await.unwrap().status().as_u16(), 200);
     let (status, body) = put("c", 300_000).await;
     assert_eq!(status, 200, "{body}");
+
+    // Timers count too: two of 64 KiB fit in what is left, a third does not.
+    for (timer, fits) in [("t1", true), ("t2", true), ("t3", false)] {
+        let resp = host.post(&format!("/template/timer?name={timer}&in=3600"), "application/octet-stream", vec![b'p'; 64 << 10]).await;
+        let (status, body) = (resp.status().as_u16(), resp.text().await.unwrap());
+        match fits {
+            true => assert_eq!(status, 200, "{timer}: {body}"),
+            false => assert!(status == 400 && body.contains("the store is full"), "{timer}: {status} {body}"),
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

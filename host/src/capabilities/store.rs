@@ -242,6 +242,7 @@ fn backend(e: StorageError) -> Error {
     Error::Backend(e.to_string())
 }
 
-/// What a plugin reads when a write would take its store over the quota; nothing was
-/// written, and deleting keys makes room.
-const QUOTA_REFUSAL: &str = "the store is full: this write would take it over the instance's quota (limits.store_mb); nothing was written";
+/// What a plugin reads when a write (or a timer) would take its store over the quota;
+/// nothing was written, and deleting keys or cancelling timers makes room.
+pub(super) const QUOTA_REFUSAL: &str =
+    "the store is full: this would take it over the instance's quota (limits.store_mb, which counts its keys and timers); nothing was written";

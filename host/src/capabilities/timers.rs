@@ -1,8 +1,10 @@
-//! `timers`: durable timers that fire the instance's `on-timer` export.
+//! `timers`: durable timers that fire the instance's `on-timer` export. A timer's name
+//! and payload count towards the instance's store quota, as its store's keys do.
 
 use crate::wit::clock::Instant;
 use crate::wit::timers::{Error, Host};
 use super::state::PluginState;
+use crate::storage::StorageError;
 
 impl Host for PluginState {
     async fn schedule(&mut self, name: String, at: Instant, payload: Vec<u8>) -> Result<(), Error> {
@@ -15,7 +17,13 @@ impl Host for PluginState {
             .storage
             .timer_upsert(self.instance(), &name, due_ms, &payload)
             .await
-            .map_err(|e| Error::Backend(e.to_string()))?;
+            .map_err(|e| match e {
+                StorageError::QuotaExceeded { .. } => {
+                    tracing::warn!("timer refused: the instance's store quota (limits.store_mb) is used up");
+                    Error::Invalid(super::store::QUOTA_REFUSAL.into())
+                }
+                other => Error::Backend(other.to_string()),
+            })?;
         self.services().wake_jobs();
         Ok(())
     }

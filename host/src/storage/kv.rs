@@ -1,7 +1,8 @@
 //! Plugin key-value stores, one namespace per instance.
 //!
 //! Each namespace has a usage count kept by the database itself (triggers on the `kv`
-//! table, in the same transaction as the write), and may have a quota the host sets from
+//! and `timers` tables, in the same transaction as the write: an instance's pending
+//! timers count as its keys do), and may have a quota the host sets from
 //! `limits.store_mb`: a write that would take the namespace over it fails as a whole with
 //! `StorageError::QuotaExceeded`, so one plugin cannot fill the disk every instance's
 //! ledger and jobs live on.

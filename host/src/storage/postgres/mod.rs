@@ -227,6 +227,54 @@ BEGIN
 END
 $$;
 CREATE TRIGGER kv_usage AFTER INSERT OR UPDATE OR DELETE ON kv FOR EACH ROW EXECUTE FUNCTION payhost_kv_usage();
+"#, r#"
+-- An instance's timers count towards its store's quota too: their payloads are the
+-- plugin's data as much as its store values are.
+INSERT INTO kv_usage AS u (ns, shard, bytes)
+    SELECT instance, 0, SUM(octet_length(name) + octet_length(payload) + 64) FROM timers GROUP BY instance
+    ON CONFLICT (ns, shard) DO UPDATE SET bytes = u.bytes + EXCLUDED.bytes;
+CREATE OR REPLACE FUNCTION payhost_kv_usage() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    space TEXT;
+    delta BIGINT;
+    quota BIGINT;
+BEGIN
+    IF TG_TABLE_NAME = 'timers' THEN
+        IF TG_OP = 'INSERT' THEN
+            space := NEW.instance;
+            delta := octet_length(NEW.name) + octet_length(NEW.payload) + 64;
+        ELSIF TG_OP = 'UPDATE' THEN
+            space := NEW.instance;
+            delta := octet_length(NEW.payload) - octet_length(OLD.payload);
+        ELSE
+            space := OLD.instance;
+            delta := -(octet_length(OLD.name) + octet_length(OLD.payload) + 64);
+        END IF;
+    ELSIF TG_OP = 'INSERT' THEN
+        space := NEW.ns;
+        delta := octet_length(NEW.key) + octet_length(NEW.value) + 64;
+    ELSIF TG_OP = 'UPDATE' THEN
+        space := NEW.ns;
+        delta := octet_length(NEW.value) - octet_length(OLD.value);
+    ELSE
+        space := OLD.ns;
+        delta := -(octet_length(OLD.key) + octet_length(OLD.value) + 64);
+    END IF;
+    IF delta = 0 THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO kv_usage AS u (ns, shard, bytes) VALUES (space, pg_backend_pid() % 64, delta)
+        ON CONFLICT (ns, shard) DO UPDATE SET bytes = u.bytes + EXCLUDED.bytes;
+    IF delta > 0 THEN
+        SELECT q.bytes INTO quota FROM kv_quota q WHERE q.ns = space;
+        IF quota IS NOT NULL AND (SELECT SUM(u.bytes) FROM kv_usage u WHERE u.ns = space) > quota THEN
+            RAISE EXCEPTION 'payhost: store quota used up' USING ERRCODE = 'PHQ01';
+        END IF;
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER timers_usage AFTER INSERT OR UPDATE OR DELETE ON timers FOR EACH ROW EXECUTE FUNCTION payhost_kv_usage();
 "#];
 
 /// The SQLSTATE the trigger that keeps a store within its quota raises (see `from`).

@@ -182,6 +182,26 @@ END;
 CREATE TRIGGER kv_usage_after_delete AFTER DELETE ON kv BEGIN
     UPDATE kv_usage SET bytes = bytes - length(CAST(OLD.key AS BLOB)) - length(OLD.value) - 64 WHERE ns = OLD.ns;
 END;
+"#, r#"
+-- An instance's timers count towards its store's quota too: their payloads are the
+-- plugin's data as much as its store values are.
+INSERT INTO kv_usage (ns, bytes)
+    SELECT instance, SUM(length(CAST(name AS BLOB)) + length(payload) + 64) FROM timers WHERE true GROUP BY instance
+    ON CONFLICT (ns) DO UPDATE SET bytes = bytes + excluded.bytes;
+CREATE TRIGGER timers_usage_after_insert AFTER INSERT ON timers BEGIN
+    INSERT INTO kv_usage (ns, bytes) VALUES (NEW.instance, length(CAST(NEW.name AS BLOB)) + length(NEW.payload) + 64)
+        ON CONFLICT (ns) DO UPDATE SET bytes = bytes + excluded.bytes;
+    SELECT RAISE(ABORT, 'payhost: store quota used up') FROM kv_usage u JOIN kv_quota q ON q.ns = u.ns
+        WHERE u.ns = NEW.instance AND u.bytes > q.bytes;
+END;
+CREATE TRIGGER timers_usage_after_update AFTER UPDATE OF payload ON timers BEGIN
+    UPDATE kv_usage SET bytes = bytes + length(NEW.payload) - length(OLD.payload) WHERE ns = NEW.instance;
+    SELECT RAISE(ABORT, 'payhost: store quota used up') FROM kv_usage u JOIN kv_quota q ON q.ns = u.ns
+        WHERE u.ns = NEW.instance AND u.bytes > q.bytes AND length(NEW.payload) > length(OLD.payload);
+END;
+CREATE TRIGGER timers_usage_after_delete AFTER DELETE ON timers BEGIN
+    UPDATE kv_usage SET bytes = bytes - length(CAST(OLD.name AS BLOB)) - length(OLD.payload) - 64 WHERE ns = OLD.instance;
+END;
 "#];
 
 /// The message of the triggers that keep a store within its quota (see `backend`).
