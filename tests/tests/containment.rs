@@ -314,6 +314,11 @@ async fn a_plugin_cannot_write_its_store_or_timers_past_its_quota_and_a_reload_c
     }
     assert_eq!(put("c", 300_000).await.0, 400);
 
+    // A host restarted with a full store starts anyway, without the plugin's start timer.
+    host.restart().await;
+    assert!(host.logs().contains("the start timer was not scheduled"), "{}", host.logs());
+    assert_eq!(host.get("/template/store/b").await.status().as_u16(), 200);
+
     // Deleting makes room under the quota again.
     assert_eq!(host.client().delete(host.url("/template/store/a")).send().await.unwrap().status().as_u16(), 200);
     let (status, body) = put("c", 300_000).await;
