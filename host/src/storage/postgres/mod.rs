@@ -184,7 +184,8 @@ BEGIN
 END
 $$;
 "#, r#"
--- A store's usage is the sum of its rows here. Each connection adds to a row of its own
+-- A store's usage is the sum of its rows here: its keys and, as the plugin's data as much
+-- as its store values are, its pending timers. Each connection adds to a row of its own
 -- (its backend pid modulo 64), so two connections writing one store rarely wait on
 -- each other's usage row until commit.
 CREATE TABLE kv_usage (
@@ -195,45 +196,11 @@ CREATE TABLE kv_usage (
 );
 CREATE TABLE kv_quota (ns TEXT PRIMARY KEY, bytes BIGINT NOT NULL CHECK (bytes >= 0));
 INSERT INTO kv_usage (ns, shard, bytes)
-    SELECT ns, 0, SUM(octet_length(key) + octet_length(value) + 64) FROM kv GROUP BY ns;
+    SELECT ns, 0, SUM(bytes) FROM (
+        SELECT ns, octet_length(key) + octet_length(value) + 64 AS bytes FROM kv
+        UNION ALL SELECT instance, octet_length(name) + octet_length(payload) + 64 FROM timers
+    ) AS t GROUP BY ns;
 CREATE FUNCTION payhost_kv_usage() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    space TEXT;
-    delta BIGINT;
-    quota BIGINT;
-BEGIN
-    IF TG_OP = 'INSERT' THEN
-        space := NEW.ns;
-        delta := octet_length(NEW.key) + octet_length(NEW.value) + 64;
-    ELSIF TG_OP = 'UPDATE' THEN
-        space := NEW.ns;
-        delta := octet_length(NEW.value) - octet_length(OLD.value);
-    ELSE
-        space := OLD.ns;
-        delta := -(octet_length(OLD.key) + octet_length(OLD.value) + 64);
-    END IF;
-    IF delta = 0 THEN
-        RETURN NULL;
-    END IF;
-    INSERT INTO kv_usage AS u (ns, shard, bytes) VALUES (space, pg_backend_pid() % 64, delta)
-        ON CONFLICT (ns, shard) DO UPDATE SET bytes = u.bytes + EXCLUDED.bytes;
-    IF delta > 0 THEN
-        SELECT q.bytes INTO quota FROM kv_quota q WHERE q.ns = space;
-        IF quota IS NOT NULL AND (SELECT SUM(u.bytes) FROM kv_usage u WHERE u.ns = space) > quota THEN
-            RAISE EXCEPTION 'payhost: store quota used up' USING ERRCODE = 'PHQ01';
-        END IF;
-    END IF;
-    RETURN NULL;
-END
-$$;
-CREATE TRIGGER kv_usage AFTER INSERT OR UPDATE OR DELETE ON kv FOR EACH ROW EXECUTE FUNCTION payhost_kv_usage();
-"#, r#"
--- An instance's timers count towards its store's quota too: their payloads are the
--- plugin's data as much as its store values are.
-INSERT INTO kv_usage AS u (ns, shard, bytes)
-    SELECT instance, 0, SUM(octet_length(name) + octet_length(payload) + 64) FROM timers GROUP BY instance
-    ON CONFLICT (ns, shard) DO UPDATE SET bytes = u.bytes + EXCLUDED.bytes;
-CREATE OR REPLACE FUNCTION payhost_kv_usage() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     space TEXT;
     delta BIGINT;
@@ -274,6 +241,7 @@ BEGIN
     RETURN NULL;
 END
 $$;
+CREATE TRIGGER kv_usage AFTER INSERT OR UPDATE OR DELETE ON kv FOR EACH ROW EXECUTE FUNCTION payhost_kv_usage();
 CREATE TRIGGER timers_usage AFTER INSERT OR UPDATE OR DELETE ON timers FOR EACH ROW EXECUTE FUNCTION payhost_kv_usage();
 "#];
 

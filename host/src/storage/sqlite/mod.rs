@@ -164,10 +164,15 @@ ALTER TABLE checkouts ADD COLUMN settled_by TEXT;
 CREATE INDEX checkouts_open ON checkouts (next_lookup_at) WHERE settled_at IS NULL;
 CREATE INDEX payment_events_by_reference ON payment_events (system, reference);
 "#, r#"
+-- A store's usage: its keys and, as the plugin's data as much as its store values are,
+-- its pending timers.
 CREATE TABLE kv_usage (ns TEXT PRIMARY KEY, bytes INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE kv_quota (ns TEXT PRIMARY KEY, bytes INTEGER NOT NULL CHECK (bytes >= 0)) WITHOUT ROWID;
 INSERT INTO kv_usage (ns, bytes)
-    SELECT ns, SUM(length(CAST(key AS BLOB)) + length(value) + 64) FROM kv GROUP BY ns;
+    SELECT ns, SUM(bytes) FROM (
+        SELECT ns, length(CAST(key AS BLOB)) + length(value) + 64 AS bytes FROM kv
+        UNION ALL SELECT instance, length(CAST(name AS BLOB)) + length(payload) + 64 FROM timers
+    ) GROUP BY ns;
 CREATE TRIGGER kv_usage_after_insert AFTER INSERT ON kv BEGIN
     INSERT INTO kv_usage (ns, bytes) VALUES (NEW.ns, length(CAST(NEW.key AS BLOB)) + length(NEW.value) + 64)
         ON CONFLICT (ns) DO UPDATE SET bytes = bytes + excluded.bytes;
@@ -182,12 +187,6 @@ END;
 CREATE TRIGGER kv_usage_after_delete AFTER DELETE ON kv BEGIN
     UPDATE kv_usage SET bytes = bytes - length(CAST(OLD.key AS BLOB)) - length(OLD.value) - 64 WHERE ns = OLD.ns;
 END;
-"#, r#"
--- An instance's timers count towards its store's quota too: their payloads are the
--- plugin's data as much as its store values are.
-INSERT INTO kv_usage (ns, bytes)
-    SELECT instance, SUM(length(CAST(name AS BLOB)) + length(payload) + 64) FROM timers WHERE true GROUP BY instance
-    ON CONFLICT (ns) DO UPDATE SET bytes = bytes + excluded.bytes;
 CREATE TRIGGER timers_usage_after_insert AFTER INSERT ON timers BEGIN
     INSERT INTO kv_usage (ns, bytes) VALUES (NEW.instance, length(CAST(NEW.name AS BLOB)) + length(NEW.payload) + 64)
         ON CONFLICT (ns) DO UPDATE SET bytes = bytes + excluded.bytes;
