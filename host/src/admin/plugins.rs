@@ -85,7 +85,7 @@ pub struct PluginView {
 /// How much of its quota (`limits.store_mb`) an instance's store uses.
 #[derive(Serialize, ToSchema)]
 pub struct StoreView {
-    /// Keys, values and 64 bytes per key.
+    /// Keys and values, pending timers (name and payload), and 64 bytes for each key and timer.
     pub bytes: u64,
     /// Absent: no quota (`limits.store_mb = 0`).
     pub quota_bytes: Option<u64>,

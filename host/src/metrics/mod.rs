@@ -112,7 +112,7 @@ impl Metrics {
         let log_dropped = Family::<Instance, Counter>::default();
         registry.register("payhost_plugin_log_lines_dropped", "Plugin log lines dropped over limits.log_lines_per_second", log_dropped.clone());
         let store_bytes = Family::<Instance, Gauge>::default();
-        registry.register("payhost_store_bytes", "What each instance's store holds: keys, values and 64 bytes per key", store_bytes.clone());
+        registry.register("payhost_store_bytes", "What each instance's store holds: keys and values, pending timers, and 64 bytes for each key and timer", store_bytes.clone());
         let store_quota_bytes = Family::<Instance, Gauge>::default();
         registry.register("payhost_store_quota_bytes", "Each instance's store quota (limits.store_mb); none without a quota", store_quota_bytes.clone());
         let job_attempts = Family::<JobAttempt, Counter>::default();

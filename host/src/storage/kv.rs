@@ -25,7 +25,8 @@ pub enum KvWrite {
 }
 
 /// What every key of a namespace costs: its bytes, its value's bytes and
-/// `ROW_OVERHEAD_BYTES` for the row, so a plugin writing many empty values is counted too.
+/// `ROW_OVERHEAD_BYTES` for the row, so a plugin writing many empty values is counted too
+/// (a pending timer likewise: its name, its payload and the same overhead).
 pub const ROW_OVERHEAD_BYTES: u64 = 64;
 
 /// A namespace's usage and quota, both in bytes as `ROW_OVERHEAD_BYTES` counts them.
