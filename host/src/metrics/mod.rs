@@ -44,8 +44,8 @@ pub struct Metrics {
     postings: Family<PostingKind, Counter>,
     refusals: Family<Refusal, Counter>,
     jobs: Family<JobState, Gauge>,
-    store_bytes: Family<Instance, Gauge>,
     log_dropped: Family<Instance, Counter>,
+    store_bytes: Family<Instance, Gauge>,
     store_quota_bytes: Family<Instance, Gauge>,
     oldest_due_seconds: Family<JobKind, Gauge<f64, AtomicU64>>,
     job_attempts: Family<JobAttempt, Counter>,
@@ -142,8 +142,8 @@ impl Metrics {
             postings,
             refusals,
             jobs,
-            store_bytes,
             log_dropped,
+            store_bytes,
             store_quota_bytes,
             oldest_due_seconds,
             job_attempts,
@@ -179,12 +179,12 @@ impl Metrics {
         self.instantiation_seconds.get_or_create(&Instance { instance: instance.to_string() }).observe(elapsed.as_secs_f64());
     }
 
-    /// A call of `instance` left the worker that took it for the plugin threads.
     /// A plugin log line dropped over the instance's rate.
     pub fn plugin_log_dropped(&self, instance: &str) {
         self.log_dropped.get_or_create(&Instance { instance: instance.to_string() }).inc();
     }
 
+    /// A call of `instance` left the worker that took it for the plugin threads.
     pub fn call_moved(&self, instance: &str) {
         self.moved.get_or_create(&Instance { instance: instance.to_string() }).inc();
     }
@@ -231,7 +231,6 @@ impl Metrics {
         self.lookups.get_or_create(&Lookup { system: system.to_string(), outcome }).inc();
     }
 
-    /// Sets the job gauges from storage counts taken at `now` (ms).
     /// The stores' usage and quotas as storage counts them, read at scrape time. A quota
     /// removed since the last scrape leaves no stale series.
     pub fn set_stores(&self, usages: &BTreeMap<String, StoreUsage>) {
@@ -246,6 +245,7 @@ impl Metrics {
         }
     }
 
+    /// Sets the job gauges from storage counts taken at `now` (ms).
     pub fn set_jobs(&self, counts: &[JobCount], now: i64) {
         for (kind, states) in JOB_STATES {
             for state in states {
