@@ -1,5 +1,5 @@
-//! Bounding text the host keeps or logs but did not write itself (a plugin's log line
-//! or error, a counterpart's answer): cut at a character boundary, saying how much went.
+//! Bounding text the host keeps or logs but did not write itself (a plugin's log line,
+//! its error, a failed job's cause): cut at a character boundary, saying how much went.
 
 /// `text` whole when it fits in `max` bytes, else its start (at a character boundary)
 /// and how many bytes were cut.

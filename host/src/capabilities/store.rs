@@ -235,14 +235,16 @@ fn check_value(value: &[u8]) -> Result<(), Error> {
 
 fn backend(e: StorageError) -> Error {
     if let StorageError::QuotaExceeded { .. } = e {
-        tracing::warn!("store write refused: the instance's store quota (limits.store_mb) is used up");
-        return Error::TooLarge(QUOTA_REFUSAL.into());
+        return Error::TooLarge(quota_refusal("store write"));
     }
     tracing::error!(error = %e, "store backend failed");
     Error::Backend(e.to_string())
 }
 
-/// What a plugin reads when a write (or a timer) would take its store over the quota;
-/// nothing was written, and deleting keys or cancelling timers makes room.
-pub(super) const QUOTA_REFUSAL: &str =
-    "the store is full: this would take it over the instance's quota (limits.store_mb, which counts its keys and timers); nothing was written";
+/// What a plugin reads when a store write or a timer (`what`) would take its store over
+/// the quota; logged for support staff. Nothing was written, and deleting keys or
+/// cancelling timers makes room.
+pub(super) fn quota_refusal(what: &str) -> String {
+    tracing::warn!("{what} refused: the instance's store quota (limits.store_mb) is used up");
+    "the store is full: this would take it over the instance's quota (limits.store_mb, which counts its keys and timers); nothing was written".into()
+}

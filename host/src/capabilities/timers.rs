@@ -18,10 +18,7 @@ impl Host for PluginState {
             .timer_upsert(self.instance(), &name, due_ms, &payload)
             .await
             .map_err(|e| match e {
-                StorageError::QuotaExceeded { .. } => {
-                    tracing::warn!("timer refused: the instance's store quota (limits.store_mb) is used up");
-                    Error::Invalid(super::store::QUOTA_REFUSAL.into())
-                }
+                StorageError::QuotaExceeded { .. } => Error::Invalid(super::store::quota_refusal("timer")),
                 other => Error::Backend(other.to_string()),
             })?;
         self.services().wake_jobs();

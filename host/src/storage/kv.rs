@@ -65,8 +65,4 @@ pub trait KeyValueStore: Send + Sync {
     async fn kv_set_quotas(&self, quotas: &[(String, Option<u64>)]) -> StorageResult<()>;
     /// Every namespace that holds keys or has a quota, with its usage and quota.
     async fn kv_usages(&self) -> StorageResult<BTreeMap<String, StoreUsage>>;
-    /// One namespace's usage and quota (nothing and none when it has neither).
-    async fn kv_usage(&self, ns: &str) -> StorageResult<StoreUsage> {
-        Ok(self.kv_usages().await?.remove(ns).unwrap_or(StoreUsage { bytes: 0, quota: None }))
-    }
 }
