@@ -206,26 +206,16 @@ DECLARE
     delta BIGINT;
     quota BIGINT;
 BEGIN
+    -- A row costs its key (a timer's name), its value (payload) and 64 bytes. NEW is null
+    -- on DELETE and OLD on INSERT, so the change is the new row's cost less the old one's.
     IF TG_TABLE_NAME = 'timers' THEN
-        IF TG_OP = 'INSERT' THEN
-            space := NEW.instance;
-            delta := octet_length(NEW.name) + octet_length(NEW.payload) + 64;
-        ELSIF TG_OP = 'UPDATE' THEN
-            space := NEW.instance;
-            delta := octet_length(NEW.payload) - octet_length(OLD.payload);
-        ELSE
-            space := OLD.instance;
-            delta := -(octet_length(OLD.name) + octet_length(OLD.payload) + 64);
-        END IF;
-    ELSIF TG_OP = 'INSERT' THEN
-        space := NEW.ns;
-        delta := octet_length(NEW.key) + octet_length(NEW.value) + 64;
-    ELSIF TG_OP = 'UPDATE' THEN
-        space := NEW.ns;
-        delta := octet_length(NEW.value) - octet_length(OLD.value);
+        space := COALESCE(NEW.instance, OLD.instance);
+        delta := COALESCE(octet_length(NEW.name) + octet_length(NEW.payload) + 64, 0)
+            - COALESCE(octet_length(OLD.name) + octet_length(OLD.payload) + 64, 0);
     ELSE
-        space := OLD.ns;
-        delta := -(octet_length(OLD.key) + octet_length(OLD.value) + 64);
+        space := COALESCE(NEW.ns, OLD.ns);
+        delta := COALESCE(octet_length(NEW.key) + octet_length(NEW.value) + 64, 0)
+            - COALESCE(octet_length(OLD.key) + octet_length(OLD.value) + 64, 0);
     END IF;
     IF delta = 0 THEN
         RETURN NULL;
