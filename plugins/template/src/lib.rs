@@ -229,7 +229,7 @@ fn route(req: &Request) -> Result<Response, Refusal> {
             match deliveries::enqueue(key, &delivery) {
                 Ok(id) => Response::json(202, &json!({ "delivery": id })),
                 Err(deliveries::Error::Denied(host)) => Response::json(403, &json!({ "error": "denied", "host": host })),
-                Err(deliveries::Error::Invalid(detail)) => Response::json(400, &json!({ "error": "invalid", "detail": detail })),
+                Err(deliveries::Error::Invalid(detail)) => refused(400, "invalid", &detail),
                 Err(deliveries::Error::Backend(message)) => return Err(failed("deliveries", message)),
             }
         }
@@ -289,8 +289,8 @@ fn hex_answer(result: Result<Vec<u8>, signing::Error>) -> Response {
 /// client's mistake.
 fn signing_refusal(error: signing::Error) -> Response {
     match error {
-        signing::Error::NotGranted(name) => Response::json(403, &json!({ "error": "not-granted", "detail": name })),
-        signing::Error::InvalidEncoding(detail) => Response::json(400, &json!({ "error": "invalid-encoding", "detail": detail })),
+        signing::Error::NotGranted(name) => refused(403, "not-granted", &name),
+        signing::Error::InvalidEncoding(detail) => refused(400, "invalid-encoding", &detail),
     }
 }
 
@@ -310,7 +310,7 @@ fn fetch(url: &str, token_secret: Option<&str>) -> Response {
             &json!({ "status": resp.status, "body": String::from_utf8_lossy(&resp.body) }),
         ),
         Err(outbound::Error::Denied(host)) => Response::json(403, &json!({ "error": "denied", "host": host })),
-        Err(outbound::Error::InvalidRequest(detail)) => Response::json(400, &json!({ "error": "invalid-request", "detail": detail })),
+        Err(outbound::Error::InvalidRequest(detail)) => refused(400, "invalid-request", &detail),
         // The counterpart's failures are a bad gateway; their detail is for the log only.
         Err(outbound::Error::Timeout) => Response::json(502, &json!({ "error": "timeout" })),
         Err(outbound::Error::TooLarge(limit)) => Response::json(502, &json!({ "error": "too-large", "limit": limit })),
@@ -342,8 +342,6 @@ fn money(op: &str, req: &Request) -> Result<Response, Refusal> {
 /// A ledger refusal as the client should see it: 402 for missing funds, 409 when the
 /// request clashes with what the ledger holds, 400 for what the request got wrong; a
 /// storage failure is the plugin's.
-/// The answer names the refusal by its WIT case (`error`) and repeats the ledger's text
-/// (`detail`), so a client can branch on the one and a person read the other.
 fn ledger_refusal(error: ledger::Error) -> Result<Response, Refusal> {
     use ledger::Error as E;
     let (status, code, detail) = match error {
@@ -356,7 +354,13 @@ fn ledger_refusal(error: ledger::Error) -> Result<Response, Refusal> {
         E::InvalidAmount(detail) => (400, "invalid-amount", detail),
         E::UnknownCurrency(detail) => (400, "unknown-currency", detail),
     };
-    Ok(Response::json(status, &json!({ "error": code, "detail": detail })))
+    Ok(refused(status, code, &detail))
+}
+
+/// A host capability's refusal as the client sees it: its WIT case as `error` and the
+/// host's text as `detail`, so a client can branch on the one and a person read the other.
+fn refused(status: u16, case: &str, detail: &str) -> Response {
+    Response::json(status, &json!({ "error": case, "detail": detail }))
 }
 
 // Components export on wasm only; native builds run the unit tests.
